@@ -1,0 +1,36 @@
+# Copyright (c) 2026 TenSafe platform team
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Resolve where a Helm chart comes from: repository, OCI registry, local archive or directory."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os.path
+
+from ansible.errors import AnsibleFilterError
+
+
+def chart_source(name, version, repo="", archive_dir=""):
+    """Return the kubernetes.core.helm arguments chart_ref, chart_repo_url and chart_version.
+
+    archive_dir wins: air-gapped installs read <archive_dir>/<name>-<version>.tgz (from `helm pull`).
+    """
+    if not name or not version:
+        raise AnsibleFilterError("chart_source needs a chart name and an exact version, got %r %r" % (name, version))
+    repo = (repo or "").strip()
+    if archive_dir:
+        return {"chart_ref": os.path.join(archive_dir, "%s-%s.tgz" % (name, version)), "chart_repo_url": None, "chart_version": None}
+    if repo.startswith("oci://"):
+        return {"chart_ref": "%s/%s" % (repo.rstrip("/"), name), "chart_repo_url": None, "chart_version": version}
+    if repo.startswith(("https://", "http://")):
+        return {"chart_ref": name, "chart_repo_url": repo, "chart_version": version}
+    if repo:
+        # A local directory holding the unpacked chart <repo>/<name>; its Chart.yaml carries the version.
+        return {"chart_ref": os.path.join(repo, name), "chart_repo_url": None, "chart_version": None}
+    raise AnsibleFilterError("chart_source: chart %s has no source; set its *_chart_repo or *_chart_archive_dir" % name)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"chart_source": chart_source}
