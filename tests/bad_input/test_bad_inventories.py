@@ -1,0 +1,116 @@
+"""site.yml against broken inventories: each run fails before any request reaches the Kubernetes API,
+with a message that names the offending variable.
+
+The kubeconfig points at a recording HTTP server, so "no cluster call" is measured, not assumed.
+"""
+import http.server
+import os
+import pathlib
+import shutil
+import subprocess
+import threading
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROLES = ROOT / "collections/ansible_collections/tensafe/k8s/roles"
+COMPONENTS = ["prerequisites", "datastores", "vault", "app", "observability"]
+
+# (case id, extra group_vars, text the failure must contain)
+CASES = [
+    ("negative-gpu-count", {"app_gpus_per_pod": -1}, "app_gpus_per_pod"),
+    ("wrong-type-replicas", {"app_replicas": "three"}, "app_replicas"),
+    ("missing-resource-limits", {"app_resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}, "app_resources"),
+    ("unknown-autoscaling-mode", {"app_autoscaling_mode": "both"}, "app_autoscaling_mode"),
+    ("hpa-and-keda-both", {"app_tensafe_values_overrides": {"autoscaling": {"enabled": True}, "keda": {"enabled": True}}},
+     "app_tensafe_values_overrides"),
+    ("malformed-image-repository", {"app_image_repository": "Registry.example.com/TenSafe:4.0.0"}, "app_image_repository"),
+    ("malformed-image-tag", {"app_image_tag": "4.0.0 beta"}, "app_image_tag"),
+    ("malformed-image-digest", {"app_image_digest": "sha256:1234"}, "app_image_digest"),
+    ("min-above-max-replicas", {"app_autoscaling_min_replicas": 10, "app_autoscaling_max_replicas": 5},
+     "app_autoscaling_min_replicas"),
+    ("unknown-secret-delivery", {"app_secret_delivery": "sealed-secrets"}, "app_secret_delivery"),
+    ("unknown-pod-security-level", {"app_pod_security_level": "strict"}, "app_pod_security_level"),
+    ("chart-schema-rejects-override", {"app_tensafe_values_overrides": {"gpu": {"count": "lots"}}},
+     "app_tensafe_values_overrides"),
+    ("missing-kubeconfig", {"tensafe_kubeconfig": ""}, "tensafe_kubeconfig"),
+]
+
+
+class RecordingHandler(http.server.BaseHTTPRequestHandler):
+    requests = []
+
+    def _record(self):
+        RecordingHandler.requests.append(f"{self.command} {self.path}")
+        self.send_response(503)
+        self.end_headers()
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _record
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def fake_api():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RecordingHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture()
+def inventory(tmp_path, fake_api):
+    """A copy of inventories/local whose cluster is the recording server."""
+    inv = tmp_path / "inventory"
+    shutil.copytree(ROOT / "inventories" / "local", inv)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+        "clusters": [{"name": "fake", "cluster": {"server": fake_api}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+        "users": [{"name": "fake", "user": {"token": "not-a-real-token"}}],
+    }))
+    cluster = {"tensafe_kubeconfig": str(kubeconfig), "tensafe_kube_context": "", "tensafe_no_log": True}
+    (inv / "group_vars/all/cluster.yml").write_text(yaml.safe_dump(cluster))
+    # Roles that do not exist yet cannot be validated; every existing one is enabled.
+    enabled = {f"tensafe_{c}_enabled": (ROLES / c).is_dir() for c in COMPONENTS}
+    (inv / "group_vars/all/components.yml").write_text(yaml.safe_dump(enabled))
+    RecordingHandler.requests.clear()
+    return inv
+
+
+# site.yml is the real entry point; the variable lets one role's playbook be checked alone.
+SITE = os.environ.get("BAD_INPUT_PLAYBOOK", "site.yml")
+
+
+def run(playbook, inv):
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    env["PATH"] = f"{ROOT / 'bin'}:{ROOT / '.venv/bin'}:{env['PATH']}"
+    return subprocess.run(
+        ["ansible-playbook", "-i", str(inv / "hosts.yml"), str(ROOT / "playbooks" / playbook)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+
+
+def test_the_valid_inventory_passes_validation_without_cluster_calls(inventory):
+    result = run("validate.yml", inventory)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert RecordingHandler.requests == []
+
+
+def test_the_recording_server_sees_cluster_calls(inventory):
+    """Control: past validation, site.yml does call the API, so an empty record above means something."""
+    run(SITE, inventory)
+    assert RecordingHandler.requests, "site.yml made no API request: the recording server is not wired in"
+
+
+@pytest.mark.parametrize("case,broken,expected", CASES, ids=[c[0] for c in CASES])
+def test_broken_inventory_fails_before_any_cluster_call(inventory, case, broken, expected):
+    (inventory / "group_vars/all/zz_broken.yml").write_text(yaml.safe_dump(broken))
+    result = run(SITE, inventory)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, f"{case}: site.yml accepted a broken inventory"
+    assert expected in output, f"{case}: the failure does not name {expected}:\n{output[-3000:]}"
+    assert RecordingHandler.requests == [], f"{case}: the cluster was called before the failure: {RecordingHandler.requests}"
