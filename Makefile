@@ -37,7 +37,7 @@ ansible-lint:
 	ansible-lint --profile production
 
 sanity: ## ansible-test sanity on the collection
-	cd $(COLLECTION) && ansible-test sanity --python 3.11 --color no
+	hack/sanity.sh
 
 build: ## Build the collection tarball, install it into a temp path and read a role's docs from it
 	hack/check-build.sh

@@ -9,7 +9,7 @@ tarball=$(ls "$out"/tensafe-k8s-*.tar.gz)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # --no-deps: kubernetes.core and community.hashi_vault come from the ansible package, not Galaxy.
-ansible-galaxy collection install "$tarball" -p "$tmp" --no-deps
+ANSIBLE_COLLECTIONS_PATH="$tmp" ansible-galaxy collection install "$tarball" -p "$tmp" --no-deps --force
 installed="$tmp/ansible_collections/tensafe/k8s"
 test -f "$installed/roles/app/files/charts/tensafe/Chart.yaml" || { echo "the tarball lacks the TenSafe chart" >&2; exit 1; }
 if tar -tzf "$tarball" | grep -E '(^|/)tests/(unit|integration|output)/'; then echo "test files leaked into the tarball" >&2; exit 1; fi
