@@ -27,7 +27,8 @@ CHECKOV = os.environ.get("CHECKOV") or str(REPO / ".venv-scan/bin/checkov")
 
 RELEASE = "tensafe"
 NAMESPACE = "tensafe"
-K8S_VERSIONS = ("1.34",)
+# 1.34 is the target; 1.25 is the oldest schema kubernetes-validate ships (the chart claims >=1.24).
+K8S_VERSIONS = ("1.34", "1.25")
 SELECTOR_KEYS = {"app.kubernetes.io/name", "app.kubernetes.io/instance"}
 RECOMMENDED_LABELS = {
     "app.kubernetes.io/name",
