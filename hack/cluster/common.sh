@@ -1,0 +1,54 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # variables are used by the scripts that source this file
+# Shared settings of hack/cluster-up.sh and hack/cluster-down.sh (sourced, not run).
+# Every value can be overridden from the environment.
+
+ROOT="${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+CLUSTER_DIR="${CLUSTER_DIR:-${ROOT}/.cluster}"
+case "${CLUSTER_DIR}" in /*) ;; *) CLUSTER_DIR="${ROOT}/${CLUSTER_DIR}" ;; esac
+BIN_DIR="${BIN_DIR:-${ROOT}/bin}"
+case "${BIN_DIR}" in /*) ;; *) BIN_DIR="${ROOT}/${BIN_DIR}" ;; esac
+
+# Fixed, non-default loopback ports so a real cluster/Vault on the machine is
+# not disturbed.
+CLUSTER_HOST=127.0.0.1
+CLUSTER_ETCD_PORT="${CLUSTER_ETCD_PORT:-23790}"
+CLUSTER_ETCD_PEER_PORT="${CLUSTER_ETCD_PEER_PORT:-23800}"
+CLUSTER_APISERVER_PORT="${CLUSTER_APISERVER_PORT:-26443}"
+CLUSTER_KCM_PORT="${CLUSTER_KCM_PORT:-20257}"
+CLUSTER_SCHEDULER_PORT="${CLUSTER_SCHEDULER_PORT:-20259}"
+CLUSTER_KWOK_PORT="${CLUSTER_KWOK_PORT:-20247}"
+OPENBAO_PORT="${OPENBAO_PORT:-28200}"
+OPENBAO="${OPENBAO:-1}"
+
+PKI_DIR="${CLUSTER_DIR}/pki"
+LOG_DIR="${CLUSTER_DIR}/logs"
+PID_DIR="${CLUSTER_DIR}/pids"
+KUBECONFIG_ADMIN="${CLUSTER_DIR}/kubeconfig"
+
+# Start order; cluster-down stops in reverse.
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok openbao)
+
+log() { printf '[%s] %s\n' "$(basename "$0" .sh)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# Process start time (clock ticks since boot), used to make sure a PID file
+# still refers to the process we started and not to a recycled PID.
+proc_starttime() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"                 # drop "pid (comm) "
+  # shellcheck disable=SC2086
+  set -- ${stat}
+  echo "${20}"                        # field 22 overall
+}
+
+# component_pid <name>: prints the PID if that component is running, else fails.
+component_pid() {
+  local name="$1" pid start
+  pid="$(cat "${PID_DIR}/${name}.pid" 2>/dev/null)" || return 1
+  [ -n "${pid}" ] || return 1
+  start="$(cat "${PID_DIR}/${name}.start" 2>/dev/null)" || return 1
+  [ "$(proc_starttime "${pid}")" = "${start}" ] || return 1
+  echo "${pid}"
+}
