@@ -78,6 +78,7 @@ component_healthy() {
     kube-controller-manager) kcm_healthy ;;
     kube-scheduler) scheduler_healthy ;;
     kwok) kwok_healthy ;;
+    pv-recycler) true ;;
     openbao) openbao_healthy && [ -s "${CLUSTER_DIR}/openbao/token" ] ;;
   esac
 }
@@ -102,7 +103,7 @@ setup_hash() {
 }
 
 # Released PVs (their claim was deleted) are made Available again, so the 30
-# volumes are not used up by repeated test runs.
+# volumes are not used up by repeated test runs (pv-recycler.sh keeps doing it).
 recycle_pvs() {
   local pv
   for pv in $(kubectl get pv -l hermetic.tensafe.io/pv=true \
@@ -175,6 +176,28 @@ gen_cert kube-controller-manager "/CN=system:kube-controller-manager" "${CLIENT_
 gen_cert kube-scheduler "/CN=system:kube-scheduler" "${CLIENT_EXT}"
 # kwok writes node and pod status, node leases and deletes pods: give it admin.
 gen_cert kwok "/O=system:masters/CN=kwok-controller" "${CLIENT_EXT}"
+# Front-proxy (aggregation layer) CA and client, as kubeadm sets them up.
+if [ ! -s "${PKI_DIR}/front-proxy-ca.crt" ]; then
+  openssl genrsa -out "${PKI_DIR}/front-proxy-ca.key" 2048 2>/dev/null
+  openssl req -x509 -new -key "${PKI_DIR}/front-proxy-ca.key" -sha256 -days 3650 \
+    -subj "/CN=hermetic-front-proxy-ca" \
+    -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign" \
+    -out "${PKI_DIR}/front-proxy-ca.crt" 2>/dev/null
+  chmod 0600 "${PKI_DIR}/front-proxy-ca.key"
+  rm -f "${PKI_DIR}/front-proxy-client.crt"
+fi
+if [ ! -s "${PKI_DIR}/front-proxy-client.crt" ]; then
+  openssl genrsa -out "${PKI_DIR}/front-proxy-client.key" 2048 2>/dev/null
+  openssl req -new -key "${PKI_DIR}/front-proxy-client.key" -subj "/CN=front-proxy-client" \
+    -out "${PKI_DIR}/front-proxy-client.csr" 2>/dev/null
+  printf '%s\n' "${CLIENT_EXT}" > "${PKI_DIR}/front-proxy-client.ext"
+  openssl x509 -req -in "${PKI_DIR}/front-proxy-client.csr" -CA "${PKI_DIR}/front-proxy-ca.crt" \
+    -CAkey "${PKI_DIR}/front-proxy-ca.key" -CAcreateserial -days 3650 -sha256 \
+    -extfile "${PKI_DIR}/front-proxy-client.ext" -out "${PKI_DIR}/front-proxy-client.crt" 2>/dev/null
+  rm -f "${PKI_DIR}/front-proxy-client.csr" "${PKI_DIR}/front-proxy-client.ext"
+  chmod 0600 "${PKI_DIR}/front-proxy-client.key"
+fi
 if [ ! -s "${PKI_DIR}/sa.key" ] || [ ! -s "${PKI_DIR}/sa.pub" ]; then
   openssl genrsa -out "${PKI_DIR}/sa.key" 2048 2>/dev/null
   openssl rsa -in "${PKI_DIR}/sa.key" -pubout -out "${PKI_DIR}/sa.pub" 2>/dev/null
@@ -237,14 +260,22 @@ wait_for() {
 
 # A component that runs but is unhealthy (e.g. left over from a crash) is restarted.
 restart_if_unhealthy() {
-  local name="$1" pid
+  local name="$1" pid i
   if pid="$(component_pid "${name}")" && ! component_healthy "${name}"; then
-    sleep 2   # it may just be starting
-    if ! component_healthy "${name}"; then
+    # It may just be starting or busy (the cluster is shared): be patient
+    # before killing it.
+    local healthy=0
+    for ((i = 0; i < 30; i++)); do
+      sleep 0.5
+      if component_healthy "${name}"; then healthy=1; break; fi
+      component_pid "${name}" >/dev/null || break
+    done
+    if [ "${healthy}" = 0 ] && component_pid "${name}" >/dev/null; then
       log "${name} (pid ${pid}) is running but unhealthy: restarting it"
       kill -TERM "${pid}" 2>/dev/null || true
       for ((i = 0; i < 100; i++)); do component_pid "${name}" >/dev/null || break; sleep 0.1; done
-      kill -KILL "${pid}" 2>/dev/null || true
+      # SIGKILL only if the PID still is that process (never a recycled PID).
+      if component_pid "${name}" >/dev/null; then kill -KILL "${pid}" 2>/dev/null || true; sleep 0.5; fi
     fi
   fi
 }
@@ -300,6 +331,13 @@ start_component kube-apiserver "${CLUSTER_APISERVER_PORT}" "${BIN_DIR}/kube-apis
   --client-ca-file="${PKI_DIR}/ca.crt" \
   --kubelet-client-certificate="${PKI_DIR}/apiserver-kubelet-client.crt" \
   --kubelet-client-key="${PKI_DIR}/apiserver-kubelet-client.key" \
+  --requestheader-client-ca-file="${PKI_DIR}/front-proxy-ca.crt" \
+  --requestheader-allowed-names=front-proxy-client \
+  --requestheader-username-headers=X-Remote-User \
+  --requestheader-group-headers=X-Remote-Group \
+  --requestheader-extra-headers-prefix=X-Remote-Extra- \
+  --proxy-client-cert-file="${PKI_DIR}/front-proxy-client.crt" \
+  --proxy-client-key-file="${PKI_DIR}/front-proxy-client.key" \
   --authorization-mode=Node,RBAC \
   --enable-admission-plugins=NodeRestriction \
   --allow-privileged=true \
@@ -352,6 +390,8 @@ start_component kwok "${CLUSTER_KWOK_PORT}" "${BIN_DIR}/kwok" \
   --cidr="${POD_CIDR}" \
   --node-ip="${CLUSTER_HOST}" \
   --server-address="${CLUSTER_HOST}:${CLUSTER_KWOK_PORT}"
+
+start_component pv-recycler "" "${CFG_DIR}/pv-recycler.sh" "${BIN_DIR}/kubectl" "${KUBECONFIG_ADMIN}"
 
 if [ "${OPENBAO}" = 1 ]; then
   restart_if_unhealthy openbao

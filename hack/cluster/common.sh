@@ -27,7 +27,7 @@ PID_DIR="${CLUSTER_DIR}/pids"
 KUBECONFIG_ADMIN="${CLUSTER_DIR}/kubeconfig"
 
 # Start order; cluster-down stops in reverse.
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok openbao)
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok pv-recycler openbao)
 
 log() { printf '[%s] %s\n' "$(basename "$0" .sh)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -40,6 +40,7 @@ proc_starttime() {
   stat="${stat##*) }"                 # drop "pid (comm) "
   # shellcheck disable=SC2086
   set -- ${stat}
+  case "$1" in Z|X) return 1 ;; esac  # exited, not yet reaped
   echo "${20}"                        # field 22 overall
 }
 
