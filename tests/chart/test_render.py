@@ -201,6 +201,14 @@ def test_ingress(renders):
     assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "tensafe", "port": {"name": "http"}}
 
 
+def test_ingress_backend_switch_for_blue_green():
+    """A blue-green switch points the live release's Ingress at the green release's Service."""
+    r = chartlib.render_cached(tuple(chartlib.variations()["prod"]), ("ingress.backendServiceName=tensafe-green",))
+    assert r.rc == 0, r.stderr
+    backend = r.one("Ingress")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "tensafe-green", "port": {"name": "http"}}
+
+
 def test_service_monitor(renders):
     assert not renders["default"].of_kind("ServiceMonitor")
     sm = renders["prod"].one("ServiceMonitor")
