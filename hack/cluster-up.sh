@@ -251,7 +251,7 @@ wait_for() {
   until "${check}"; do
     if ! component_pid "${name}" >/dev/null; then
       tail -n 30 "${LOG_DIR}/${name}.log" >&2 || true
-      die "${name} exited (log: ${LOG_DIR}/${name}.log)"
+      die "${name} exited (log: ${LOG_DIR}/${name}.log; to start from scratch: hack/cluster-down.sh --purge)"
     fi
     [ "$(date +%s)" -lt "${deadline}" ] || die "${name} not healthy after ${TIMEOUT}s (log: ${LOG_DIR}/${name}.log)"
     sleep 0.2
