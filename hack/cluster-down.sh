@@ -29,14 +29,14 @@ stop_component() {
     return 0
   fi
   log "stopping ${name} (pid ${pid})"
-  kill -TERM "${pid}" 2>/dev/null || true
+  signal_component TERM "${pid}"
   for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
     component_pid "${name}" >/dev/null || break
     sleep 0.1
   done
   if component_pid "${name}" >/dev/null; then
     log "${name} did not stop in ${STOP_TIMEOUT}s, sending SIGKILL"
-    kill -KILL "${pid}" 2>/dev/null || true
+    signal_component KILL "${pid}"
     for ((i = 0; i < 50; i++)); do
       component_pid "${name}" >/dev/null || break
       sleep 0.1

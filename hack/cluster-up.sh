@@ -272,10 +272,10 @@ restart_if_unhealthy() {
     done
     if [ "${healthy}" = 0 ] && component_pid "${name}" >/dev/null; then
       log "${name} (pid ${pid}) is running but unhealthy: restarting it"
-      kill -TERM "${pid}" 2>/dev/null || true
+      signal_component TERM "${pid}"
       for ((i = 0; i < 100; i++)); do component_pid "${name}" >/dev/null || break; sleep 0.1; done
       # SIGKILL only if the PID still is that process (never a recycled PID).
-      if component_pid "${name}" >/dev/null; then kill -KILL "${pid}" 2>/dev/null || true; sleep 0.5; fi
+      if component_pid "${name}" >/dev/null; then signal_component KILL "${pid}"; sleep 0.5; fi
     fi
   fi
 }

@@ -53,3 +53,19 @@ component_pid() {
   [ "$(proc_starttime "${pid}")" = "${start}" ] || return 1
   echo "${pid}"
 }
+
+# signal_component <SIG> <pid>: components are started as leaders of their own
+# process group (setsid), so the whole group gets the signal (helpers such as
+# pv-recycler's kubectl included); anything else only the PID itself.
+signal_component() {
+  local sig="$1" pid="$2" stat
+  stat="$(cat "/proc/${pid}/stat" 2>/dev/null)" || return 0
+  stat="${stat##*) }"
+  # shellcheck disable=SC2086
+  set -- ${stat}
+  if [ "$3" = "${pid}" ]; then           # pgrp == pid
+    kill "-${sig}" -- "-${pid}" 2>/dev/null || true
+  else
+    kill "-${sig}" "${pid}" 2>/dev/null || true
+  fi
+}
