@@ -94,23 +94,12 @@ wanted_components() {
 # Hash of everything the object setup applies; a change re-runs the setup.
 setup_hash() {
   {
-    cat "${CFG_DIR}/nodes.yaml" "${CFG_DIR}/storage.yaml"
+    cat "${CFG_DIR}/nodes.yaml" "${CFG_DIR}/storage.yaml" "${BASH_SOURCE[0]}"
     echo "pv ${PV_COUNT} ${PV_SIZE} crds=${CRDS}"
     if [ "${CRDS}" = 1 ]; then
       find "${CRDS_DIR}" -mindepth 2 -maxdepth 2 -name '*.yaml' | sort | xargs cat
     fi
   } | sha256sum | cut -d' ' -f1
-}
-
-# Released PVs (their claim was deleted) are made Available again, so the 30
-# volumes are not used up by repeated test runs (pv-recycler.sh keeps doing it).
-recycle_pvs() {
-  local pv
-  for pv in $(kubectl get pv -l hermetic.tensafe.io/pv=true \
-      -o jsonpath='{range .items[?(@.status.phase=="Released")]}{.metadata.name}{"\n"}{end}' 2>/dev/null); do
-    kubectl patch pv "${pv}" --type=json -p='[{"op":"remove","path":"/spec/claimRef"}]' >/dev/null 2>&1 \
-      && log "recycled released PersistentVolume ${pv}"
-  done
 }
 
 print_summary() {
@@ -133,7 +122,6 @@ for c in $(wanted_components); do
   component_healthy "${c}" || { all_healthy=0; break; }
 done
 if [ "${all_healthy}" = 1 ] && [ "$(cat "${CLUSTER_DIR}/.setup-hash" 2>/dev/null)" = "$(setup_hash)" ]; then
-  recycle_pvs
   log "cluster in ${CLUSTER_DIR} is already up and healthy"
   print_summary "already running"
   exit 0
@@ -462,7 +450,6 @@ EOF
   fi
   echo "${want_hash}" > "${CLUSTER_DIR}/.setup-hash"
 fi
-recycle_pvs
 
 kubectl wait --for=condition=Ready node --all --timeout="${TIMEOUT}s" >/dev/null \
   || die "nodes not Ready (kwok log: ${LOG_DIR}/kwok.log)"
