@@ -128,10 +128,12 @@ if [ "${all_healthy}" = 1 ] && [ "$(cat "${CLUSTER_DIR}/.setup-hash" 2>/dev/null
 fi
 
 # ------------------------------------------------------------------------- PKI
+# TLS keys are ECDSA P-256 (fast to make); the ServiceAccount signing key is RSA.
+gen_key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
 gen_cert() { # gen_cert <name> <subject> <ext-section-body>
   local name="$1" subj="$2" ext="$3"
   [ -s "${PKI_DIR}/${name}.crt" ] && return 0
-  openssl genrsa -out "${PKI_DIR}/${name}.key" 2048 2>/dev/null
+  gen_key "${PKI_DIR}/${name}.key"
   openssl req -new -key "${PKI_DIR}/${name}.key" -subj "${subj}" -out "${PKI_DIR}/${name}.csr" 2>/dev/null
   printf '%s\n' "${ext}" > "${PKI_DIR}/${name}.ext"
   openssl x509 -req -in "${PKI_DIR}/${name}.csr" -CA "${PKI_DIR}/ca.crt" -CAkey "${PKI_DIR}/ca.key" \
@@ -144,7 +146,7 @@ if [ ! -s "${PKI_DIR}/ca.crt" ]; then
   log "generating PKI in ${PKI_DIR}"
   # A half-written PKI is useless: start over.
   rm -f "${PKI_DIR}"/*.crt "${PKI_DIR}"/*.key "${PKI_DIR}"/*.pub "${PKI_DIR}"/*.srl
-  openssl genrsa -out "${PKI_DIR}/ca.key" 2048 2>/dev/null
+  gen_key "${PKI_DIR}/ca.key"
   openssl req -x509 -new -key "${PKI_DIR}/ca.key" -sha256 -days 3650 \
     -subj "/CN=hermetic-kubernetes-ca" \
     -addext "basicConstraints=critical,CA:TRUE" \
@@ -166,7 +168,7 @@ gen_cert kube-scheduler "/CN=system:kube-scheduler" "${CLIENT_EXT}"
 gen_cert kwok "/O=system:masters/CN=kwok-controller" "${CLIENT_EXT}"
 # Front-proxy (aggregation layer) CA and client, as kubeadm sets them up.
 if [ ! -s "${PKI_DIR}/front-proxy-ca.crt" ]; then
-  openssl genrsa -out "${PKI_DIR}/front-proxy-ca.key" 2048 2>/dev/null
+  gen_key "${PKI_DIR}/front-proxy-ca.key"
   openssl req -x509 -new -key "${PKI_DIR}/front-proxy-ca.key" -sha256 -days 3650 \
     -subj "/CN=hermetic-front-proxy-ca" \
     -addext "basicConstraints=critical,CA:TRUE" \
@@ -176,7 +178,7 @@ if [ ! -s "${PKI_DIR}/front-proxy-ca.crt" ]; then
   rm -f "${PKI_DIR}/front-proxy-client.crt"
 fi
 if [ ! -s "${PKI_DIR}/front-proxy-client.crt" ]; then
-  openssl genrsa -out "${PKI_DIR}/front-proxy-client.key" 2048 2>/dev/null
+  gen_key "${PKI_DIR}/front-proxy-client.key"
   openssl req -new -key "${PKI_DIR}/front-proxy-client.key" -subj "/CN=front-proxy-client" \
     -out "${PKI_DIR}/front-proxy-client.csr" 2>/dev/null
   printf '%s\n' "${CLIENT_EXT}" > "${PKI_DIR}/front-proxy-client.ext"
@@ -194,17 +196,32 @@ fi
 
 write_kubeconfig() { # write_kubeconfig <file> <cert name> <user>
   local f="$1" cert="$2" user="$3"
-  [ -s "${f}" ] && return 0
-  local k=("${BIN_DIR}/kubectl" --kubeconfig "${f}.tmp")
-  rm -f "${f}.tmp"
-  "${k[@]}" config set-cluster hermetic --server="${API_URL}" \
-    --certificate-authority="${PKI_DIR}/ca.crt" --embed-certs=true >/dev/null
-  "${k[@]}" config set-credentials "${user}" --client-certificate="${PKI_DIR}/${cert}.crt" \
-    --client-key="${PKI_DIR}/${cert}.key" --embed-certs=true >/dev/null
-  "${k[@]}" config set-context "${user}@hermetic" --cluster=hermetic --user="${user}" >/dev/null
-  "${k[@]}" config use-context "${user}@hermetic" >/dev/null
-  chmod 0600 "${f}.tmp"
-  mv -f "${f}.tmp" "${f}"
+  (
+    umask 077
+    cat > "${f}.tmp" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: hermetic
+  cluster:
+    server: ${API_URL}
+    certificate-authority-data: $(base64 -w0 < "${PKI_DIR}/ca.crt")
+users:
+- name: ${user}
+  user:
+    client-certificate-data: $(base64 -w0 < "${PKI_DIR}/${cert}.crt")
+    client-key-data: $(base64 -w0 < "${PKI_DIR}/${cert}.key")
+contexts:
+- name: ${user}@hermetic
+  context:
+    cluster: hermetic
+    user: ${user}
+current-context: ${user}@hermetic
+preferences: {}
+EOF
+  )
+  # Replace only on change (other engineers' tools may be reading it).
+  if cmp -s "${f}.tmp" "${f}"; then rm -f "${f}.tmp"; else mv -f "${f}.tmp" "${f}"; fi
 }
 write_kubeconfig "${KUBECONFIG_ADMIN}" admin kubernetes-admin
 write_kubeconfig "${PKI_DIR}/kube-controller-manager.kubeconfig" kube-controller-manager system:kube-controller-manager
@@ -409,8 +426,6 @@ wait_for kwok kwok_healthy
 want_hash="$(setup_hash)"
 if [ "$(cat "${CLUSTER_DIR}/.setup-hash" 2>/dev/null)" != "${want_hash}" ]; then
   log "applying nodes, StorageClass, PersistentVolumes and CRDs"
-  kubectl apply -f "${CFG_DIR}/nodes.yaml" >/dev/null
-  kubectl apply -f "${CFG_DIR}/storage.yaml" >/dev/null
   mkdir -p "${CLUSTER_DIR}/volumes"
   {
     for ((i = 1; i <= PV_COUNT; i++)); do
@@ -437,7 +452,9 @@ spec:
 EOF
     done
   } > "${CLUSTER_DIR}/pvs.yaml"
-  kubectl apply -f "${CLUSTER_DIR}/pvs.yaml" >/dev/null
+  # Server-side apply: one request per object (client-side apply is ~10x slower).
+  kubectl apply --server-side --force-conflicts --field-manager=hermetic-cluster-up \
+    -f "${CFG_DIR}/nodes.yaml" -f "${CFG_DIR}/storage.yaml" -f "${CLUSTER_DIR}/pvs.yaml" >/dev/null
   if [ "${CRDS}" = 1 ]; then
     mapfile -t crd_files < <(find "${CRDS_DIR}" -mindepth 2 -maxdepth 2 -name '*.yaml' | sort)
     if [ "${#crd_files[@]}" -gt 0 ]; then

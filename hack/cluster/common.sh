@@ -29,7 +29,11 @@ KUBECONFIG_ADMIN="${CLUSTER_DIR}/kubeconfig"
 # Start order; cluster-down stops in reverse.
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok pv-recycler openbao)
 
-log() { printf '[%s] %s\n' "$(basename "$0" .sh)" "$*" >&2; }
+LOG_T0_MS="$(date +%s%3N)"
+log() {
+  local ms=$(( $(date +%s%3N) - LOG_T0_MS ))
+  printf '[%s +%d.%01ds] %s\n' "$(basename "$0" .sh)" $(( ms / 1000 )) $(( ms % 1000 / 100 )) "$*" >&2
+}
 die() { log "ERROR: $*"; exit 1; }
 
 # Process start time (clock ticks since boot), used to make sure a PID file
