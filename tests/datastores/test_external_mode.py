@@ -13,7 +13,9 @@ import http.server
 import os
 import pathlib
 import shutil
+import socket
 import subprocess
+import tempfile
 import threading
 
 import psycopg
@@ -27,14 +29,25 @@ PLAYBOOK = ROOT / "playbooks" / "datastores.yml"
 NAMESPACE = "pytest-datastores-external"
 
 
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("servers")
-    env = dict(os.environ, DATASTORES_TEST_DIR=str(workdir / "run"))
-    subprocess.run([str(SERVERS), "start"], env=env, check=True, capture_output=True, text=True, timeout=180)
+def servers():
+    # Not under pytest's 0700 tmp dir: as root, PostgreSQL runs as the postgres user and must reach its data dir.
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="tensafe-datastores-"))
+    workdir.chmod(0o711)
+    env = dict(os.environ, DATASTORES_TEST_DIR=str(workdir / "run"),
+               DATASTORES_TEST_PG_PORT=str(free_port()), DATASTORES_TEST_REDIS_PORT=str(free_port()))
+    started = subprocess.run([str(SERVERS), "start"], env=env, check=False, capture_output=True, text=True, timeout=180)
+    assert started.returncode == 0, started.stdout + started.stderr
     values = dict(line.split("=", 1) for line in (workdir / "run" / "env").read_text().splitlines() if "=" in line)
     yield values
     subprocess.run([str(SERVERS), "stop"], env=env, check=False, capture_output=True, timeout=120)
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 class RecordingHandler(http.server.BaseHTTPRequestHandler):
