@@ -66,7 +66,7 @@ demo: setup ## Bring up a local cluster and deploy the stack with inventories/lo
 	hack/demo.sh
 
 bench: ## site.yml converge and rerun against plain helm, on the hermetic cluster
-	hack/bench.sh
+	.venv/bin/python hack/bench.py
 
 clean: ## Remove build outputs (keeps .venv and bin)
 	rm -rf build $(COLLECTION)/tests/output
