@@ -52,9 +52,21 @@ def bench_vars():
     return path, sorted(out)
 
 
+def stack_namespaces():
+    """Namespaces inventories/local deploys into; the bench touches nothing else on a shared cluster."""
+    sys.path.insert(0, str(ROOT / "hack"))
+    chart_sources = __import__("chart-sources")
+    variables = chart_sources.load_vars(ROOT / "inventories/local")
+    keys = [k for k in variables if k.endswith("_release_namespace")] + ["datastores_namespace"]
+    return {variables[k] for k in keys if isinstance(variables.get(k), str) and "{{" not in variables[k]}
+
+
+NAMESPACES = stack_namespaces()
+
+
 def releases():
     items = json.loads(sh("helm", "list", "-A", "-o", "json").stdout)
-    return sorted(items, key=lambda r: r["updated"])
+    return sorted((r for r in items if r["namespace"] in NAMESPACES), key=lambda r: r["updated"])
 
 
 def chart_dir(chart):
@@ -66,10 +78,9 @@ def chart_dir(chart):
 
 
 def clean_slate():
-    namespaces = {r["namespace"] for r in releases()} | {"tensafe", "tensafe-data"}
     for rel in releases():
         sh("helm", "uninstall", rel["name"], "-n", rel["namespace"], "--wait", check=False)
-    for ns in sorted(namespaces):
+    for ns in sorted(n for n in NAMESPACES if not n.startswith("kube-") and n != "default"):
         sh("kubectl", "delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=180s", check=False)
 
 
