@@ -1,0 +1,115 @@
+"""playbooks/vault.yml against broken vault inputs: each run fails before any request reaches the Kubernetes API or
+Vault, with a message naming the variable. Both are recording HTTP servers, so "no call" is measured."""
+import http.server
+import os
+import pathlib
+import shutil
+import subprocess
+import threading
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+EXTERNAL = {"vault_mode": "external", "vault_token": "not-a-real-token",
+            "vault_kubernetes_host": "https://127.0.0.1:6443",
+            "vault_kubernetes_ca_cert": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"}
+IN_CLUSTER_HA = {"vault_mode": "in-cluster", "vault_server_dev_mode": False, "vault_init_output_file": "/tmp/vault-init.yml",
+                 "vault_init_encryption_password": "long-enough-password"}
+
+# (case id, extra group_vars, text the failure must contain); "{vault}" is replaced by the recording Vault's URL.
+CASES = [
+    ("threshold-above-shares", {**IN_CLUSTER_HA, "vault_init_key_shares": 3, "vault_init_key_threshold": 5},
+     "vault_init_key_threshold"),
+    ("threshold-one-of-many-shares", {**IN_CLUSTER_HA, "vault_init_key_shares": 5, "vault_init_key_threshold": 1},
+     "vault_init_key_threshold"),
+    ("external-without-address", {**EXTERNAL, "vault_addr": ""}, "vault_addr"),
+    ("external-address-not-a-url", {**EXTERNAL, "vault_addr": "vault.example.com:8200"}, "vault_addr"),
+    ("external-without-token", {**EXTERNAL, "vault_addr": "{vault}", "vault_token": ""}, "vault_token"),
+    ("external-without-kubernetes-host", {**EXTERNAL, "vault_addr": "{vault}", "vault_kubernetes_host": ""},
+     "vault_kubernetes_host"),
+    ("external-without-cluster-ca", {**EXTERNAL, "vault_addr": "{vault}", "vault_kubernetes_ca_cert": ""},
+     "vault_kubernetes_ca_cert"),
+    ("unknown-delivery-mode", {**EXTERNAL, "vault_addr": "{vault}", "vault_delivery_mode": "sealed-secrets"},
+     "vault_delivery_mode"),
+    ("unknown-vault-mode", {"vault_mode": "hosted"}, "vault_mode"),
+    ("in-cluster-without-init-file", {**IN_CLUSTER_HA, "vault_init_output_file": ""}, "vault_init_output_file"),
+    ("in-cluster-without-password", {**IN_CLUSTER_HA, "vault_init_encryption_password": ""},
+     "vault_init_encryption_password"),
+    ("shares-not-a-number", {**IN_CLUSTER_HA, "vault_init_key_shares": "five"}, "vault_init_key_shares"),
+    ("even-raft-quorum", {**IN_CLUSTER_HA, "vault_server_ha_replicas": 2}, "vault_server_ha_replicas"),
+    ("kv-path-with-leading-slash", {**EXTERNAL, "vault_addr": "{vault}", "vault_kv_path": "/tensafe"}, "vault_kv_path"),
+    ("database-url-not-postgres", {**EXTERNAL, "vault_addr": "{vault}", "vault_database_url": "mysql://x@y/z"},
+     "vault_database_url"),
+    ("chart-version-range", {**IN_CLUSTER_HA, "vault_server_chart_version": "^0.34"}, "vault_server_chart_version"),
+]
+
+
+class Recorder(http.server.BaseHTTPRequestHandler):
+    requests = []
+
+    def _record(self):
+        Recorder.requests.append(f"{self.server.server_port} {self.command} {self.path}")
+        self.send_response(503)
+        self.end_headers()
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_LIST = _record
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def servers():
+    started = []
+    for _ in range(2):
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        started.append(server)
+    yield [f"http://127.0.0.1:{s.server_port}" for s in started]
+    for server in started:
+        server.shutdown()
+
+
+@pytest.fixture()
+def inventory(tmp_path, servers):
+    """inventories/local with a kubeconfig pointing at one recorder; the other plays Vault."""
+    inv = tmp_path / "inventory"
+    shutil.copytree(ROOT / "inventories" / "local", inv)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+        "clusters": [{"name": "fake", "cluster": {"server": servers[0]}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+        "users": [{"name": "fake", "user": {"token": "not-a-real-token"}}],
+    }))
+    (inv / "group_vars/all/cluster.yml").write_text(yaml.safe_dump(
+        {"tensafe_kubeconfig": str(kubeconfig), "tensafe_kube_context": "", "tensafe_no_log": True}))
+    Recorder.requests.clear()
+    return inv
+
+
+def run(inv):
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    env["PATH"] = f"{ROOT / 'bin'}:{ROOT / '.venv/bin'}:{env['PATH']}"
+    return subprocess.run(["ansible-playbook", "-i", str(inv / "hosts.yml"), str(ROOT / "playbooks/vault.yml")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_the_recorders_see_the_calls_of_a_valid_inventory(inventory, servers):
+    """Control: past validation the role does call the API, so an empty record below means something."""
+    (inventory / "group_vars/all/zz_case.yml").write_text(yaml.safe_dump({**EXTERNAL, "vault_addr": servers[1]}))
+    run(inventory)
+    assert any(r.startswith(servers[0].rsplit(":", 1)[1]) for r in Recorder.requests), Recorder.requests
+
+
+@pytest.mark.parametrize("case,broken,expected", CASES, ids=[c[0] for c in CASES])
+def test_broken_input_fails_before_any_call(inventory, servers, case, broken, expected):
+    broken = {k: (v.replace("{vault}", servers[1]) if isinstance(v, str) else v) for k, v in broken.items()}
+    (inventory / "group_vars/all/zz_case.yml").write_text(yaml.safe_dump(broken))
+    result = run(inventory)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, f"{case}: the playbook accepted it"
+    assert expected in output, f"{case}: the failure does not name {expected}:\n{output[-3000:]}"
+    assert Recorder.requests == [], f"{case}: called before failing: {Recorder.requests}"
