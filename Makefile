@@ -11,7 +11,7 @@ export PATH := $(BIN):$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export HELM := $(BIN)/helm
 
-.PHONY: help setup venv tools lint yamllint ansible-lint sanity build chart-test unit bad-input molecule test cluster-up cluster-down demo bench clean
+.PHONY: help setup venv tools lint yamllint ansible-lint sanity build chart-test unit role-tests bad-input molecule test cluster-up cluster-down demo bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -48,13 +48,16 @@ chart-test: ## helm lint --strict and the rendering/validation/policy tests of t
 unit: ## Unit tests: argument_specs vs defaults, filters, inventories
 	pytest -q tests/unit
 
+role-tests: ## Per-role pytest suites: promtool rules and dashboard, datastores external mode, vault
+	pytest -q $(wildcard tests/observability tests/datastores tests/vault)
+
 bad-input: ## The playbooks against broken inventories: each fails before any cluster call
 	pytest -q tests/bad_input
 
 molecule: ## Every molecule scenario on the hermetic cluster (MOLECULE_CLUSTER=kind for kind)
 	hack/molecule-all.sh
 
-test: lint sanity build chart-test unit bad-input molecule ## Everything CI runs
+test: lint sanity build chart-test unit role-tests bad-input molecule ## Everything CI runs
 
 cluster-up: ## Start the hermetic test cluster (.cluster/kubeconfig)
 	hack/cluster-up.sh

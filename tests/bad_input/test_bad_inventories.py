@@ -15,7 +15,7 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ROLES = ROOT / "collections/ansible_collections/tensafe/k8s/roles"
-COMPONENTS = ["prerequisites", "datastores", "vault", "app", "observability"]
+COMPONENTS = ["prerequisites", "datastores", "vault", "observability", "app"]
 
 # (case id, extra group_vars, text the failure must contain)
 CASES = [
@@ -35,6 +35,10 @@ CASES = [
     ("chart-schema-rejects-override", {"app_tensafe_values_overrides": {"gpu": {"count": "lots"}}},
      "app_tensafe_values_overrides"),
     ("missing-kubeconfig", {"tensafe_kubeconfig": ""}, "tensafe_kubeconfig"),
+    ("observability-labels-without-release", {"observability_service_monitor_labels": {"team": "x"}},
+     "observability_service_monitor_labels"),
+    ("observability-chart-version-range", {"observability_prometheus_chart_version": "88.x"},
+     "observability_prometheus_chart_version"),
 ]
 
 
