@@ -97,7 +97,7 @@ setup_hash() {
     cat "${CFG_DIR}/nodes.yaml" "${CFG_DIR}/storage.yaml" "${BASH_SOURCE[0]}"
     echo "pv ${PV_COUNT} ${PV_SIZE} crds=${CRDS}"
     if [ "${CRDS}" = 1 ]; then
-      find "${CRDS_DIR}" -mindepth 2 -maxdepth 2 -name '*.yaml' | sort | xargs cat
+      find "${CRDS_DIR}" -mindepth 2 -maxdepth 2 -name '*.yaml' -print0 | sort -z | xargs -0 -r cat
     fi
   } | sha256sum | cut -d' ' -f1
 }
@@ -247,7 +247,10 @@ start_component() {
   setsid bash -c 'echo $$ > "$0"; exec "$@"' "${pidf}" "$@" >"${logf}" 2>&1 </dev/null 9>&- &
   for ((i = 0; i < 100; i++)); do [ -s "${pidf}" ] && break; sleep 0.05; done
   [ -s "${pidf}" ] || die "${name} did not start (see ${logf})"
-  proc_starttime "$(cat "${pidf}")" > "${PID_DIR}/${name}.start" || die "${name} exited at once (see ${logf})"
+  if ! proc_starttime "$(cat "${pidf}")" > "${PID_DIR}/${name}.start"; then
+    sleep 0.2; tail -n 30 "${logf}" >&2 || true
+    die "${name} exited at once (log: ${logf})"
+  fi
 }
 
 # wait_for <name> <check-fn>
