@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # System packages the tests need on a fresh Debian machine (CI). Safe to rerun.
 #   postgresql, redis-server: real servers on loopback for the datastores external-mode tests
-#   openssl: certificates of the hermetic test cluster
+#   openssl, curl, iproute2: certificates, health checks and port checks of the hermetic test cluster
+#   time: peak-memory figures of the tool builds
 set -euo pipefail
-packages=(postgresql redis-server openssl git)
+packages=(postgresql redis-server openssl git curl iproute2 time)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
