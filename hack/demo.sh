@@ -45,7 +45,9 @@ VARS
     observability/prometheus) echo "tensafe_observability_enabled: false" >> "$vars" ;;
     *) echo "${role}_${component}_enabled: false" >> "$vars" ;;
   esac
-  skipped+=("$role/$component: chart $chart $version from $repo is out of reach ($reason); set $variable to a directory holding $chart-$version.tgz (helm pull $chart --version $version)")
+  case "$repo" in oci://*) pull="helm pull ${repo%/}/$chart --version $version" ;; *) pull="helm pull $chart --repo $repo --version $version" ;; esac
+  instead=""; case "$role" in datastores) instead=" — using PostgreSQL/Redis on loopback in external mode instead" ;; esac
+  skipped+=("$role/$component: chart $chart $version from $repo is out of reach ($reason)$instead; set $variable to a directory holding $chart-$version.tgz ($pull)")
 done < <(python3 hack/chart-sources.py --inventory inventories/local)
 
 if grep -q "datastores_postgresql_mode: external" "$vars"; then
@@ -86,5 +88,6 @@ Look at it:
   kubectl get scaledobject,servicemonitor,networkpolicy,pdb -n tensafe
   kubectl get events -n tensafe --sort-by=.lastTimestamp
   helm status tensafe -n tensafe
-Rerun to see an idempotent converge:  ansible-playbook playbooks/site.yml -i inventories/local -e @$vars
+Rerun to see an idempotent converge (changed=0):
+  TENSAFE_LOCAL_GPUS=$TENSAFE_LOCAL_GPUS ansible-playbook playbooks/site.yml -i inventories/local -e @$vars
 EOF_HINT
