@@ -66,6 +66,7 @@ cluster-down: ## Stop the hermetic test cluster
 	hack/cluster-down.sh
 
 demo: setup ## Bring up a local cluster and deploy the stack with inventories/local
+	hack/ci-deps.sh
 	hack/demo.sh
 
 bench: ## site.yml converge and rerun against plain helm, on the hermetic cluster

@@ -10,6 +10,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -20,7 +21,10 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 KUBECONFIG = ROOT / ".cluster/kubeconfig"
-STANDINS = ROOT / "tests/fixtures/charts"
+FIXTURES = ROOT / "tests/fixtures/charts"
+# Staged copy: the KEDA stand-in carries the upstream CRDs the way the real chart does (files/crds).
+STANDINS = ROOT / ".cluster/bench-charts"
+KEDA_CRDS = ROOT / "../shared/crds/keda-v2.20.2"
 BUNDLED = ROOT / "collections/ansible_collections/tensafe/k8s/roles/app/files/charts"
 ENV = dict(os.environ, PATH=f"{ROOT / 'bin'}:{ROOT / '.venv/bin'}:{os.environ['PATH']}",
            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), KUBECONFIG=str(KUBECONFIG), TENSAFE_LOCAL_GPUS="1",
@@ -39,8 +43,17 @@ def timed(*cmd):
     return time.monotonic() - start, result.stdout
 
 
+def stage_standins():
+    shutil.rmtree(STANDINS, ignore_errors=True)
+    shutil.copytree(FIXTURES, STANDINS)
+    (STANDINS / "keda/files/crds").mkdir(parents=True, exist_ok=True)
+    for crd in KEDA_CRDS.glob("*.yaml"):
+        shutil.copy(crd, STANDINS / "keda/files/crds" / crd.name)
+
+
 def bench_vars():
     """Point every unreachable chart at its stand-in; everything else as inventories/local says."""
+    stage_standins()
     out = {}
     probe = sh(sys.executable, "hack/chart-sources.py", "--inventory", "inventories/local").stdout
     for line in filter(None, probe.splitlines()):
