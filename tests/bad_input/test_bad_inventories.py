@@ -3,15 +3,16 @@ with a message that names the offending variable.
 
 The kubeconfig points at a recording HTTP server, so "no cluster call" is measured, not assumed.
 """
-import http.server
 import os
 import pathlib
 import shutil
 import subprocess
-import threading
 
 import pytest
 import yaml
+
+import recording_api
+from recording_api import Recorder
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ROLES = ROOT / "collections/ansible_collections/tensafe/k8s/roles"
@@ -48,25 +49,10 @@ CASES = [
 ]
 
 
-class RecordingHandler(http.server.BaseHTTPRequestHandler):
-    requests = []
-
-    def _record(self):
-        RecordingHandler.requests.append(f"{self.command} {self.path}")
-        self.send_response(503)
-        self.end_headers()
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _record
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="session")
 def fake_api():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RecordingHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
+    server, url = recording_api.start()
+    yield url
     server.shutdown()
 
 
@@ -75,19 +61,13 @@ def inventory(tmp_path, fake_api):
     """A copy of inventories/local whose cluster is the recording server."""
     inv = tmp_path / "inventory"
     shutil.copytree(ROOT / "inventories" / "local", inv)
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-        "clusters": [{"name": "fake", "cluster": {"server": fake_api}}],
-        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
-        "users": [{"name": "fake", "user": {"token": "not-a-real-token"}}],
-    }))
+    kubeconfig = recording_api.write_kubeconfig(tmp_path / "kubeconfig", fake_api)
     cluster = {"tensafe_kubeconfig": str(kubeconfig), "tensafe_kube_context": "", "tensafe_no_log": True}
     (inv / "group_vars/all/cluster.yml").write_text(yaml.safe_dump(cluster))
     # Roles that do not exist yet cannot be validated; every existing one is enabled.
     enabled = {f"tensafe_{c}_enabled": (ROLES / c).is_dir() for c in COMPONENTS}
     (inv / "group_vars/all/components.yml").write_text(yaml.safe_dump(enabled))
-    RecordingHandler.requests.clear()
+    Recorder.requests.clear()
     return inv
 
 
@@ -107,13 +87,13 @@ def run(playbook, inv):
 def test_the_valid_inventory_passes_validation_without_cluster_calls(inventory):
     result = run("validate.yml", inventory)
     assert result.returncode == 0, result.stdout[-3000:]
-    assert RecordingHandler.requests == []
+    assert Recorder.requests == []
 
 
 def test_the_recording_server_sees_cluster_calls(inventory):
     """Control: past validation, site.yml does call the API, so an empty record above means something."""
     run(SITE, inventory)
-    assert RecordingHandler.requests, "site.yml made no API request: the recording server is not wired in"
+    assert Recorder.requests, "site.yml made no API request: the recording server is not wired in"
 
 
 @pytest.mark.parametrize("case,broken,expected", CASES, ids=[c[0] for c in CASES])
@@ -123,4 +103,4 @@ def test_broken_inventory_fails_before_any_cluster_call(inventory, case, broken,
     output = result.stdout + result.stderr
     assert result.returncode != 0, f"{case}: site.yml accepted a broken inventory"
     assert expected in output, f"{case}: the failure does not name {expected}:\n{output[-3000:]}"
-    assert RecordingHandler.requests == [], f"{case}: the cluster was called before the failure: {RecordingHandler.requests}"
+    assert Recorder.requests == [], f"{case}: the cluster was called before the failure: {Recorder.requests}"

@@ -9,19 +9,20 @@ The failure cases need no cluster: the kubeconfig points at a recording HTTP ser
 hermetic cluster (.cluster/kubeconfig, `make cluster-up`); it is skipped without one unless CI is set.
 """
 import base64
-import http.server
 import os
 import pathlib
 import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 
 import psycopg
 import pytest
 import redis
 import yaml
+
+import recording_api
+from recording_api import Recorder
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SERVERS = ROOT / "tests" / "datastores" / "servers.sh"
@@ -50,31 +51,10 @@ def servers():
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-class RecordingHandler(http.server.BaseHTTPRequestHandler):
-    requests = []
-
-    def _record(self):
-        RecordingHandler.requests.append(f"{self.command} {self.path}")
-        self.send_response(503)
-        self.end_headers()
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _record
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def fake_kubeconfig(tmp_path_factory):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RecordingHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    path = tmp_path_factory.mktemp("fake-api") / "kubeconfig"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-        "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
-        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
-        "users": [{"name": "fake", "user": {"token": "not-a-real-token"}}],
-    }))
+    server, url = recording_api.start()
+    path = recording_api.write_kubeconfig(tmp_path_factory.mktemp("fake-api") / "kubeconfig", url)
     yield path
     server.shutdown()
 
@@ -195,7 +175,7 @@ def test_acl_user_and_read_endpoint_follow_the_inventory(servers, kubeconfig, tm
 def test_wrong_password_fails_clearly_before_any_cluster_call(servers, fake_kubeconfig, tmp_path, store):
     wrong = "Wr0ngPassw0rdFor" + store.capitalize()
     variables = external_vars(servers, **{f"datastores_{store}_external_password": wrong})
-    RecordingHandler.requests.clear()
+    Recorder.requests.clear()
     result, output = run_role(tmp_path, fake_kubeconfig, variables)
     assert result.returncode != 0
     port = servers["DATASTORES_TEST_PG_PORT" if store == "postgresql" else "DATASTORES_TEST_REDIS_PORT"]
@@ -207,15 +187,15 @@ def test_wrong_password_fails_clearly_before_any_cluster_call(servers, fake_kube
         assert "invalid username-password pair" in output or "WRONGPASS" in output
     assert f"datastores_{store}_external_*" in output
     assert wrong not in output
-    assert RecordingHandler.requests == [], f"the cluster was called before the failure: {RecordingHandler.requests}"
+    assert Recorder.requests == [], f"the cluster was called before the failure: {Recorder.requests}"
 
 
 def test_closed_port_names_host_and_port(servers, fake_kubeconfig, tmp_path):
     variables = external_vars(servers, datastores_postgresql_external_port=1)
-    RecordingHandler.requests.clear()
+    Recorder.requests.clear()
     result, output = run_role(tmp_path, fake_kubeconfig, variables)
     assert result.returncode != 0
     assert "PostgreSQL at 127.0.0.1:1 as user 'tensafe'" in output, output[-4000:]
     assert "Connection refused" in output or "connection refused" in output
     assert servers["DATASTORES_TEST_PG_PASSWORD"] not in output
-    assert RecordingHandler.requests == []
+    assert Recorder.requests == []

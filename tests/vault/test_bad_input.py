@@ -1,14 +1,15 @@
 """playbooks/vault.yml against broken vault inputs: each run fails before any request reaches the Kubernetes API or
 Vault, with a message naming the variable. Both are recording HTTP servers, so "no call" is measured."""
-import http.server
 import os
 import pathlib
 import shutil
 import subprocess
-import threading
 
 import pytest
 import yaml
+
+import recording_api
+from recording_api import Recorder
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -46,28 +47,15 @@ CASES = [
 ]
 
 
-class Recorder(http.server.BaseHTTPRequestHandler):
-    requests = []
-
-    def _record(self):
-        Recorder.requests.append(f"{self.server.server_port} {self.command} {self.path}")
-        self.send_response(503)
-        self.end_headers()
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_LIST = _record
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="session")
 def servers():
     started = []
+    urls = []
     for _ in range(2):
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        server, url = recording_api.start()
         started.append(server)
-    yield [f"http://127.0.0.1:{s.server_port}" for s in started]
+        urls.append(url)
+    yield urls
     for server in started:
         server.shutdown()
 
@@ -77,13 +65,7 @@ def inventory(tmp_path, servers):
     """inventories/local with a kubeconfig pointing at one recorder; the other plays Vault."""
     inv = tmp_path / "inventory"
     shutil.copytree(ROOT / "inventories" / "local", inv)
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-        "clusters": [{"name": "fake", "cluster": {"server": servers[0]}}],
-        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
-        "users": [{"name": "fake", "user": {"token": "not-a-real-token"}}],
-    }))
+    kubeconfig = recording_api.write_kubeconfig(tmp_path / "kubeconfig", servers[0])
     (inv / "group_vars/all/cluster.yml").write_text(yaml.safe_dump(
         {"tensafe_kubeconfig": str(kubeconfig), "tensafe_kube_context": "", "tensafe_no_log": True}))
     Recorder.requests.clear()
