@@ -78,6 +78,13 @@ def recording_rules_file(queries: dict[str, str], group: str) -> str:
     return yaml.safe_dump({"groups": [{"name": group, "rules": rules}]}, sort_keys=False)
 
 
+def check_queries(promtool: str, directory, queries: dict[str, str], group: str) -> subprocess.CompletedProcess:
+    """`promtool check rules` on the queries wrapped as recording rules in <directory>/<group>.yaml."""
+    path = pathlib.Path(directory) / f"{group}.yaml"
+    path.write_text(recording_rules_file(queries, group))
+    return run_promtool(promtool, "check", "rules", str(path))
+
+
 def promtool_path() -> str | None:
     return PROMTOOL if (shutil.which(PROMTOOL) or os.access(PROMTOOL, os.X_OK)) else None
 

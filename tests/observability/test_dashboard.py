@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from obslib import (ROLE, dashboard_queries, keda_queries, load_dashboard, recording_rules_file, render_rules,
-                      run_promtool, substitute_grafana_variables)
+from obslib import (ROLE, check_queries, dashboard_queries, keda_queries, load_dashboard, render_rules,
+                    substitute_grafana_variables)
 
 # What the app and the cluster export (documented in the role README under "Assumed metrics").
 ASSUMED_METRICS = {
@@ -65,9 +65,7 @@ def test_every_dashboard_query_is_valid_promql(promtool, tmp_path):
     assert len(queries) >= 15
     leftover = {name: q for name, q in queries.items() if "$" in q}
     assert not leftover, f"Grafana variables the test does not replace: {leftover}"
-    path = tmp_path / "dashboard.yaml"
-    path.write_text(recording_rules_file(queries, "dashboard"))
-    result = run_promtool(promtool, "check", "rules", str(path))
+    result = check_queries(promtool, tmp_path, queries, "dashboard")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -76,9 +74,7 @@ def test_a_broken_dashboard_query_is_caught(promtool, tmp_path):
     dash = load_dashboard()
     dash["panels"][0]["targets"][0]["expr"] = 'sum(kube_deployment_status_replicas_available{namespace="$namespace"'
     queries = {n: substitute_grafana_variables(q) for n, q in dashboard_queries(dash).items()}
-    path = tmp_path / "dashboard.yaml"
-    path.write_text(recording_rules_file(queries, "dashboard"))
-    assert run_promtool(promtool, "check", "rules", str(path)).returncode != 0
+    assert check_queries(promtool, tmp_path, queries, "dashboard").returncode != 0
 
 
 @pytest.mark.parametrize("source", ["dashboard", "rules", "keda"])

@@ -9,7 +9,7 @@ import shutil
 import pytest
 import yaml
 
-from obslib import HERE, keda_queries, recording_rules_file, render_rules, run_promtool
+from obslib import HERE, check_queries, keda_queries, render_rules, run_promtool
 
 ALERTS = {"TenSafeInferenceLatencyHigh", "TenSafeErrorRateHigh", "TenSafeJobQueueBacklog", "TenSafePodsNotReady",
           "TenSafeUnavailable", "TenSafeMetricsAbsent", "TenSafeGPUIdle"}
@@ -68,9 +68,7 @@ def test_the_unit_tests_catch_a_wrong_rule(promtool, tmp_path, overrides, broken
 
 def test_promtool_check_rules_rejects_invalid_promql(promtool, tmp_path):
     """Control: a query promtool cannot parse is reported."""
-    path = tmp_path / "broken.yaml"
-    path.write_text(recording_rules_file({"broken": "sum(rate(tensafe_requests_total[5m]) by (code)"}, "broken"))
-    result = run_promtool(promtool, "check", "rules", str(path))
+    result = check_queries(promtool, tmp_path, {"broken": "sum(rate(tensafe_requests_total[5m]) by (code)"}, "broken")
     assert result.returncode != 0
 
 
@@ -80,9 +78,7 @@ def test_the_app_charts_keda_queries_are_valid_promql(promtool, tmp_path, select
     assert set(queries) == {"latency-p95", "queue-depth", "gpu-utilization"}, queries
     if selector:
         assert all(selector in q for q in queries.values()), queries
-    path = tmp_path / "keda.yaml"
-    path.write_text(recording_rules_file(queries, "keda"))
-    result = run_promtool(promtool, "check", "rules", str(path))
+    result = check_queries(promtool, tmp_path, queries, "keda")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
