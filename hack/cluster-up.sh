@@ -130,6 +130,15 @@ fi
 # ------------------------------------------------------------------------- PKI
 # TLS keys are ECDSA P-256 (fast to make); the ServiceAccount signing key is RSA.
 gen_key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+gen_ca() { # gen_ca <name> <common-name>: a self-signed CA, <name>.key and <name>.crt
+  gen_key "${PKI_DIR}/$1.key"
+  openssl req -x509 -new -key "${PKI_DIR}/$1.key" -sha256 -days 3650 \
+    -subj "/CN=$2" \
+    -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign" \
+    -out "${PKI_DIR}/$1.crt" 2>/dev/null
+  chmod 0600 "${PKI_DIR}/$1.key"
+}
 gen_cert() { # gen_cert <name> <subject> <ext-section-body>
   local name="$1" subj="$2" ext="$3"
   [ -s "${PKI_DIR}/${name}.crt" ] && return 0
@@ -146,13 +155,7 @@ if [ ! -s "${PKI_DIR}/ca.crt" ]; then
   log "generating PKI in ${PKI_DIR}"
   # A half-written PKI is useless: start over.
   rm -f "${PKI_DIR}"/*.crt "${PKI_DIR}"/*.key "${PKI_DIR}"/*.pub "${PKI_DIR}"/*.srl
-  gen_key "${PKI_DIR}/ca.key"
-  openssl req -x509 -new -key "${PKI_DIR}/ca.key" -sha256 -days 3650 \
-    -subj "/CN=hermetic-kubernetes-ca" \
-    -addext "basicConstraints=critical,CA:TRUE" \
-    -addext "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign" \
-    -out "${PKI_DIR}/ca.crt" 2>/dev/null
-  chmod 0600 "${PKI_DIR}/ca.key"
+  gen_ca ca hermetic-kubernetes-ca
 fi
 CLIENT_EXT=$'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth'
 gen_cert apiserver "/CN=kube-apiserver" \
@@ -168,13 +171,7 @@ gen_cert kube-scheduler "/CN=system:kube-scheduler" "${CLIENT_EXT}"
 gen_cert kwok "/O=system:masters/CN=kwok-controller" "${CLIENT_EXT}"
 # Front-proxy (aggregation layer) CA and client, as kubeadm sets them up.
 if [ ! -s "${PKI_DIR}/front-proxy-ca.crt" ]; then
-  gen_key "${PKI_DIR}/front-proxy-ca.key"
-  openssl req -x509 -new -key "${PKI_DIR}/front-proxy-ca.key" -sha256 -days 3650 \
-    -subj "/CN=hermetic-front-proxy-ca" \
-    -addext "basicConstraints=critical,CA:TRUE" \
-    -addext "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign" \
-    -out "${PKI_DIR}/front-proxy-ca.crt" 2>/dev/null
-  chmod 0600 "${PKI_DIR}/front-proxy-ca.key"
+  gen_ca front-proxy-ca hermetic-front-proxy-ca
   rm -f "${PKI_DIR}/front-proxy-client.crt"
 fi
 if [ ! -s "${PKI_DIR}/front-proxy-client.crt" ]; then
