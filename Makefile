@@ -11,24 +11,37 @@ export PATH := $(BIN):$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export HELM := $(BIN)/helm
 
-.PHONY: help setup venv tools lint yamllint ansible-lint sanity build chart-test unit role-tests bad-input molecule test cluster-up cluster-down demo bench clean
+.PHONY: help setup system venv tools chart lint yamllint ansible-lint changelog-lint docs-lint sanity build galaxy-import ee chart-test unit role-tests bad-input molecule test cluster-up cluster-down demo bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
-setup: venv tools ## Install every tool the tests need into .venv/ and bin/ (pinned, cached)
+setup: system venv tools ## Install everything the tests need: system packages, .venv*/ and bin/ (pinned, stamped: a rerun is cheap)
 
-venv: $(VENV)/.stamp
-$(VENV)/.stamp: requirements.txt $(wildcard requirements-scan.txt)
+system: ## System packages the tests need (hack/ci-deps.sh; checks first, installs only what is missing)
+	hack/ci-deps.sh
+
+# .venv from requirements.txt; .venv-<name> from each requirements-<name>.txt (tools whose pins must not share .venv).
+VENVS := $(VENV)/.stamp $(patsubst requirements-%.txt,$(ROOT)/.venv-%/.stamp,$(wildcard requirements-*.txt))
+venv: $(VENVS)
+$(VENV)/.stamp: requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet -r requirements.txt
-	@if [ -f requirements-scan.txt ]; then python3 -m venv $(ROOT)/.venv-scan && $(ROOT)/.venv-scan/bin/pip install --quiet -r requirements-scan.txt; fi
+	touch $@
+$(ROOT)/.venv-%/.stamp: requirements-%.txt
+	python3 -m venv $(ROOT)/.venv-$*
+	$(ROOT)/.venv-$*/bin/pip install --quiet -r $<
 	touch $@
 
-tools: ## Build helm, kubectl, Kubernetes, etcd, kwok and promtool from the Go module proxy into bin/
+tools: $(BIN)/.stamp ## Build helm, kubectl, Kubernetes, etcd, kwok and promtool from the Go module proxy into bin/
+$(BIN)/.stamp: hack/build-tools.sh $(shell find tools -type f)
 	hack/build-tools.sh
+	touch $@
 
-lint: yamllint ansible-lint ## yamllint and ansible-lint --profile production
+chart: ## Package charts/tensafe into the app role's files/ (what the collection ships; gitignored, reproducible)
+	$(VENV)/bin/python hack/package-chart.py
+
+lint: yamllint ansible-lint changelog-lint docs-lint ## yamllint, ansible-lint --profile production, antsibull changelog and docs lint
 
 yamllint:
 	yamllint --strict .
@@ -36,11 +49,23 @@ yamllint:
 ansible-lint:
 	ansible-lint --profile production
 
+changelog-lint:
+	cd $(COLLECTION) && antsibull-changelog lint
+
+docs-lint:
+	$(ROOT)/.venv-galaxy/bin/antsibull-docs lint-collection-docs --plugin-docs --skip-rstcheck $(COLLECTION)
+
 sanity: ## ansible-test sanity on the collection
 	hack/sanity.sh
 
 build: ## Build the collection tarball, install it into a temp path and read a role's docs from it
 	hack/check-build.sh
+
+galaxy-import: build ## galaxy-importer (what Galaxy runs on every upload) on the tarball: fails on any error or warning
+	hack/galaxy-import.sh
+
+ee: ## ansible-builder create: the execution environment's build context in build/ee (images cannot be built here)
+	$(ROOT)/.venv-galaxy/bin/ansible-builder create --file execution-environment.yml --context build/ee --output-filename Containerfile
 
 chart-test: ## helm lint --strict and the rendering/validation/policy tests of the chart
 	pytest -q tests/chart
@@ -51,13 +76,13 @@ unit: ## Unit tests: argument_specs vs defaults, filters, inventories
 role-tests: ## Per-role pytest suites: promtool rules and dashboard, datastores external mode, vault
 	pytest -q $(wildcard tests/observability tests/datastores tests/vault)
 
-bad-input: ## The playbooks against broken inventories: each fails before any cluster call
+bad-input: chart ## The playbooks against broken inventories: each fails before any cluster call
 	pytest -q tests/bad_input
 
-molecule: ## Every molecule scenario on the hermetic cluster (MOLECULE_CLUSTER=kind for kind)
+molecule: chart ## Every molecule scenario on the hermetic cluster (MOLECULE_CLUSTER=kind for kind)
 	hack/molecule-all.sh
 
-test: lint sanity build chart-test unit role-tests bad-input molecule ## Everything CI runs
+test: setup lint sanity build galaxy-import chart-test unit role-tests bad-input molecule ## Everything CI runs (installs what it needs first)
 
 cluster-up: ## Start the hermetic test cluster (.cluster/kubeconfig)
 	hack/cluster-up.sh
@@ -65,11 +90,10 @@ cluster-up: ## Start the hermetic test cluster (.cluster/kubeconfig)
 cluster-down: ## Stop the hermetic test cluster
 	hack/cluster-down.sh
 
-demo: setup ## Bring up a local cluster and deploy the stack with inventories/local
-	hack/ci-deps.sh
+demo: setup chart ## Bring up a local cluster and deploy the stack with inventories/local
 	hack/demo.sh
 
-bench: ## site.yml converge and rerun against plain helm, on the hermetic cluster
+bench: chart ## site.yml converge and rerun against plain helm, on the hermetic cluster
 	.venv/bin/python hack/bench.py
 
 clean: ## Remove build outputs (keeps .venv and bin)

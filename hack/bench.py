@@ -25,7 +25,7 @@ FIXTURES = ROOT / "tests/fixtures/charts"
 # Staged copy: the KEDA stand-in carries the upstream CRDs the way the real chart does (files/crds).
 STANDINS = ROOT / ".cluster/bench-charts"
 KEDA_CRDS = ROOT / "../shared/crds/keda-v2.20.2"
-BUNDLED = ROOT / "collections/ansible_collections/tensafe/k8s/roles/app/files/charts"
+BUNDLED = ROOT / "charts"
 ENV = dict(os.environ, PATH=f"{ROOT / 'bin'}:{ROOT / '.venv/bin'}:{os.environ['PATH']}",
            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), KUBECONFIG=str(KUBECONFIG), TENSAFE_LOCAL_GPUS="1",
            ANSIBLE_NOCOLOR="1")
@@ -54,6 +54,7 @@ def stage_standins():
 def bench_vars():
     """Point every unreachable chart at its stand-in; everything else as inventories/local says."""
     stage_standins()
+    sh(sys.executable, "hack/package-chart.py")  # the app role installs the packaged chart
     out = {}
     probe = sh(sys.executable, "hack/chart-sources.py", "--inventory", "inventories/local").stdout
     for line in filter(None, probe.splitlines()):

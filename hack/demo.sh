@@ -25,6 +25,7 @@ else
 fi
 
 echo "==> chart sources"
+.venv/bin/python hack/package-chart.py   # the app role installs charts/tensafe packaged into its files/
 vars="$root/.cluster/demo-vars.yml"
 echo "---" > "$vars"
 skipped=()

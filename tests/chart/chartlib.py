@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-CHART = Path(os.environ.get("TENSAFE_CHART_DIR") or (REPO / "collections/ansible_collections/tensafe/k8s/roles/app/files/charts/tensafe"))
+CHART = Path(os.environ.get("TENSAFE_CHART_DIR") or (REPO / "charts/tensafe"))
 CI_DIR = CHART / "ci"
 HELM = os.environ.get("HELM") or str(REPO / "bin/helm")
 # Upstream CRDs live in the shared folder beside the repository; never copied into it.
