@@ -53,7 +53,7 @@ changelog-lint:
 	cd $(COLLECTION) && antsibull-changelog lint
 
 docs-lint:
-	$(ROOT)/.venv-galaxy/bin/antsibull-docs lint-collection-docs --plugin-docs --skip-rstcheck $(COLLECTION)
+	$(ROOT)/.venv-galaxy/bin/antsibull-docs lint-collection-docs --plugin-docs $(COLLECTION)
 
 sanity: ## ansible-test sanity on the collection
 	hack/sanity.sh
