@@ -78,7 +78,10 @@ def main():
             old.unlink()
     if not current:
         FILES.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        # Atomic: a playbook reading the archive while another entry point repackages never sees half a file.
+        partial = target.with_name(f".{target.name}.{os.getpid()}")
+        partial.write_bytes(data)
+        os.replace(partial, target)
         print(f"package-chart: wrote {target.relative_to(ROOT)} ({len(data)} bytes)")
     return 0
 
