@@ -11,12 +11,12 @@ export PATH := $(BIN):$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export HELM := $(BIN)/helm
 
-.PHONY: help setup venv tools lint yamllint ansible-lint sanity build chart-test unit role-tests bad-input molecule test cluster-up cluster-down demo bench clean
+.PHONY: help setup venv tools node-tools chart-docs lint yamllint ansible-lint sanity build chart-test unit role-tests bad-input molecule test cluster-up cluster-down demo bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
-setup: venv tools ## Install every tool the tests need into .venv/ and bin/ (pinned, cached)
+setup: venv tools node-tools ## Install every tool the tests need into .venv/, bin/ and tools/readme-generator/ (pinned, cached)
 
 venv: $(VENV)/.stamp
 $(VENV)/.stamp: requirements.txt $(wildcard requirements-scan.txt)
@@ -24,6 +24,17 @@ $(VENV)/.stamp: requirements.txt $(wildcard requirements-scan.txt)
 	$(VENV)/bin/pip install --quiet -r requirements.txt
 	@if [ -f requirements-scan.txt ]; then python3 -m venv $(ROOT)/.venv-scan && $(ROOT)/.venv-scan/bin/pip install --quiet -r requirements-scan.txt; fi
 	touch $@
+
+# @bitnami/readme-generator-for-helm, exact version in tools/readme-generator/package-lock.json.
+NODE_TOOLS := tools/readme-generator
+node-tools: $(NODE_TOOLS)/node_modules/.stamp
+$(NODE_TOOLS)/node_modules/.stamp: $(NODE_TOOLS)/package.json $(NODE_TOOLS)/package-lock.json
+	npm ci --prefix $(NODE_TOOLS) --no-audit --no-fund
+	touch $@
+
+CHART := $(COLLECTION)/roles/app/files/charts/tensafe
+chart-docs: node-tools ## Regenerate the chart README's Parameters table from the @param lines of its values.yaml
+	$(NODE_TOOLS)/node_modules/.bin/readme-generator -v $(CHART)/values.yaml -r $(CHART)/README.md
 
 tools: ## Build helm, kubectl, Kubernetes, etcd, kwok and promtool from the Go module proxy into bin/
 	hack/build-tools.sh
