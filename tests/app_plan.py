@@ -56,8 +56,8 @@ def _run_inventory(inventory: str, scenarios: dict[str, dict]) -> tuple[dict[str
     """One ansible-playbook run for every scenario of one inventory."""
     plays = []
     for name, variables in scenarios.items():
-        out = _WORKDIR / name
-        plays.append({"import_playbook": str(PLAYBOOK), "vars": {**variables, "tensafe_app_values_dir": str(out)}})
+        (_WORKDIR / name).mkdir(parents=True, exist_ok=True)
+        plays.append({"import_playbook": str(PLAYBOOK), "vars": {**variables, "tensafe_app_values_file": str(_WORKDIR / name / "plan.json")}})
     playbook = _WORKDIR / f"{inventory}-plans.yml"
     playbook.write_text(yaml.safe_dump(plays, sort_keys=False))
     cmd = [_ansible_playbook(), str(playbook), "-i", str(ROOT / "inventories" / inventory)]
@@ -72,17 +72,19 @@ def _run_inventory(inventory: str, scenarios: dict[str, dict]) -> tuple[dict[str
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
     out = {}
     for name, variables in scenarios.items():
-        release = json.loads((_WORKDIR / name / "release.json").read_text())
+        written = json.loads((_WORKDIR / name / "plan.json").read_text())
+        # The values exactly as the role passes them to Helm, as a values file (JSON is YAML).
         values_file = _WORKDIR / name / "values.json"
+        values_file.write_text(json.dumps(written["values"], indent=2))
         out[name] = Plan(
             name=name,
             inventory=inventory,
             variables=variables,
-            release=release["release_name"],
-            namespace=release["release_namespace"],
-            values=json.loads(values_file.read_text()),
+            release=written["release_name"],
+            namespace=written["release_namespace"],
+            values=written["values"],
             values_file=values_file,
-            manifest=release["manifest"],
+            manifest=written["manifest"],
         )
     return out, seconds
 

@@ -8,6 +8,7 @@ The ci/*-values.yaml variations are only linted (test_lint_schema.py).
 
 from __future__ import annotations
 
+import concurrent.futures
 import sys
 import time
 from pathlib import Path
@@ -33,13 +34,34 @@ VALIDATED = {"kubernetes": 0, "crd": 0}
 PLAN_SECONDS = []
 
 
-@pytest.fixture(scope="session")
-def plans():
-    """scenario name -> app_plan.Plan (values, release, namespace, the role's own render)."""
+def _compute_plans():
     start = time.monotonic()
     out = app_plan.plans({name: (s["inventory"], s.get("vars") or {}) for name, s in SCENARIOS.items()})
     PLAN_SECONDS.append(time.monotonic() - start)
     return out
+
+
+def _needs_plans(item) -> bool:
+    return bool({"plans", "renders", "variation"} & set(getattr(item, "fixturenames", ())))
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The tests that need no plan run first, while the plans are computed in the background."""
+    items.sort(key=_needs_plans)  # stable: file order is kept within each group
+
+
+def pytest_collection_finish(session):
+    if any(_needs_plans(item) for item in session.items):
+        _BACKGROUND.append(concurrent.futures.ThreadPoolExecutor(max_workers=1).submit(_compute_plans))
+
+
+_BACKGROUND: list = []
+
+
+@pytest.fixture(scope="session")
+def plans():
+    """scenario name -> app_plan.Plan (values, release, namespace, the role's own render)."""
+    return _BACKGROUND[0].result() if _BACKGROUND else _compute_plans()
 
 
 @pytest.fixture(scope="session")
