@@ -11,12 +11,12 @@ export PATH := $(BIN):$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export HELM := $(BIN)/helm
 
-.PHONY: help setup system venv tools chart lint yamllint ansible-lint changelog-lint docs-lint sanity build galaxy-import ee chart-test unit role-tests bad-input molecule test cluster-up cluster-down demo bench clean
+.PHONY: help setup system venv tools node-tools chart chart-docs lint yamllint ansible-lint changelog-lint docs-lint sanity build galaxy-import ee chart-test unit role-tests bad-input molecule test cluster-up cluster-down demo bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
-setup: system venv $(BIN)/.stamp ## Install everything the tests need: system packages, .venv*/ and bin/ (pinned, stamped: a rerun is cheap)
+setup: system venv $(BIN)/.stamp node-tools ## Install everything the tests need: system packages, .venv*/, bin/ and tools/readme-generator/ (pinned, stamped: a rerun is cheap)
 
 system: ## System packages the tests need (hack/ci-deps.sh; checks first, installs only what is missing)
 	hack/ci-deps.sh
@@ -32,6 +32,17 @@ $(ROOT)/.venv-%/.stamp: requirements-%.txt
 	python3 -m venv $(ROOT)/.venv-$*
 	$(ROOT)/.venv-$*/bin/pip install --quiet -r $<
 	touch $@
+
+# @bitnami/readme-generator-for-helm, exact version in tools/readme-generator/package-lock.json.
+NODE_TOOLS := tools/readme-generator
+node-tools: $(NODE_TOOLS)/node_modules/.stamp
+$(NODE_TOOLS)/node_modules/.stamp: $(NODE_TOOLS)/package.json $(NODE_TOOLS)/package-lock.json
+	npm ci --prefix $(NODE_TOOLS) --no-audit --no-fund
+	touch $@
+
+CHART := charts/tensafe
+chart-docs: node-tools ## Regenerate the chart README's Parameters table from the @param lines of its values.yaml
+	$(NODE_TOOLS)/node_modules/.bin/readme-generator -v $(CHART)/values.yaml -r $(CHART)/README.md
 
 tools: ## Build helm, kubectl, Kubernetes, etcd, kwok and promtool from the Go module proxy into bin/
 	hack/build-tools.sh

@@ -19,6 +19,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = Path(os.environ.get("TENSAFE_CHART_DIR") or (REPO / "charts/tensafe"))
+# ci/*-values.yaml: lint coverage only. What is rendered, scanned and asserted on comes from the app role's plan
+# of the inventories (tests/app_plan.py, tests/chart/scenarios.yml).
 CI_DIR = CHART / "ci"
 HELM = os.environ.get("HELM") or str(REPO / "bin/helm")
 # Upstream CRDs live in the shared folder beside the repository; never copied into it.
@@ -44,7 +46,7 @@ LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def variations() -> dict[str, list[str]]:
-    """Name -> values files. 'default' is the chart's values.yaml alone."""
+    """Name -> values files, for helm lint. 'default' is the chart's values.yaml alone."""
     out = {"default": []}
     for path in sorted(CI_DIR.glob("*-values.yaml")):
         out[path.name[: -len("-values.yaml")]] = [str(path)]
@@ -57,6 +59,8 @@ class Render:
     stdout: str
     stderr: str
     docs: list = field(default_factory=list)
+    release: str = RELEASE
+    namespace: str = NAMESPACE
 
     def of_kind(self, kind):
         return [d for d in self.docs if d.get("kind") == kind]
@@ -83,12 +87,17 @@ def render(values_files=(), set_args=(), chart=CHART, release=RELEASE, namespace
     docs = []
     if proc.returncode == 0:
         docs = [d for d in yaml.load_all(proc.stdout, Loader=LOADER) if d]
-    return Render(proc.returncode, proc.stdout, proc.stderr, docs)
+    return Render(proc.returncode, proc.stdout, proc.stderr, docs, release, namespace)
 
 
 @functools.lru_cache(maxsize=None)
-def render_cached(values_files: tuple = (), set_args: tuple = ()) -> Render:
-    return render(values_files, set_args)
+def render_cached(values_files: tuple = (), set_args: tuple = (), release: str = RELEASE, namespace: str = NAMESPACE) -> Render:
+    return render(values_files, set_args, release=release, namespace=namespace)
+
+
+def render_plan(plan, set_args: tuple = ()) -> Render:
+    """The chart rendered with what the app role composed (an app_plan.Plan), as the role's release."""
+    return render_cached((str(plan.values_file),), tuple(set_args), plan.release, plan.namespace)
 
 
 def name_of(obj) -> str:
@@ -195,12 +204,12 @@ def selectors(docs):
     return out
 
 
-def selector_problems(docs):
+def selector_problems(docs, release=RELEASE):
     problems = []
     for owner, sel in selectors(docs):
         if set(sel) != SELECTOR_KEYS:
             problems.append(f"{owner}: selector keys {sorted(sel)}, want only {sorted(SELECTOR_KEYS)}")
-        if sel.get("app.kubernetes.io/instance") != RELEASE:
+        if sel.get("app.kubernetes.io/instance") != release:
             problems.append(f"{owner}: selector instance {sel.get('app.kubernetes.io/instance')!r}")
     for owner, spec, meta in pod_specs(docs):
         labels = meta.get("labels", {})

@@ -119,11 +119,11 @@ def test_crd_schema_check_catches(docs, kind, breakage):
 
 
 def test_external_secret_schema_check_catches(renders):
-    es = copy.deepcopy(renders["external-secrets"].one("ExternalSecret"))
+    es = copy.deepcopy(renders["prod-external-secrets"].one("ExternalSecret"))
     assert not chartlib.object_problems(es)
     es["spec"]["data"][0]["remoteRef"].pop("key")
     assert chartlib.object_problems(es)
-    old = copy.deepcopy(renders["external-secrets"].one("ExternalSecret"))
+    old = copy.deepcopy(renders["prod-external-secrets"].one("ExternalSecret"))
     old["apiVersion"] = "external-secrets.io/v1alpha1"
     assert chartlib.object_problems(old), "an unserved API version is rejected"
 

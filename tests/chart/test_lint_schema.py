@@ -1,4 +1,5 @@
-"""helm lint --strict for every variation, and the values schema itself."""
+"""helm lint --strict for the chart's defaults, every ci/ values file (lint coverage) and every plan of the
+inventories (scenarios.yml), and the values schema itself."""
 
 from __future__ import annotations
 
@@ -9,15 +10,27 @@ import pytest
 import yaml
 
 import chartlib
-from conftest import VARIATIONS
+from conftest import SCENARIOS, VARIATIONS
+
+
+def _lint(values_files):
+    args = ["lint", "--strict", str(chartlib.CHART)]
+    for f in values_files:
+        args += ["-f", str(f)]
+    return chartlib.helm(*args)
 
 
 @pytest.mark.parametrize("name", sorted(VARIATIONS))
 def test_helm_lint_strict(name):
-    args = ["lint", "--strict", str(chartlib.CHART)]
-    for f in VARIATIONS[name]:
-        args += ["-f", f]
-    proc = chartlib.helm(*args)
+    _assert_lint_clean(_lint(VARIATIONS[name]))
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_helm_lint_strict_plans(plans, name):
+    _assert_lint_clean(_lint([plans[name].values_file]))
+
+
+def _assert_lint_clean(proc):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "[WARNING]" not in out and "[ERROR]" not in out, out
@@ -92,6 +105,13 @@ def test_values_validate_against_schema(name):
     values = _defaults()
     for f in VARIATIONS[name]:
         values = _merge(values, yaml.safe_load(open(f, encoding="utf-8")) or {})
+    errors = [e.message for e in jsonschema.Draft7Validator(_schema()).iter_errors(values)]
+    assert not errors
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_plan_values_validate_against_schema(plans, name):
+    values = _merge(_defaults(), plans[name].values)
     errors = [e.message for e in jsonschema.Draft7Validator(_schema()).iter_errors(values)]
     assert not errors
 

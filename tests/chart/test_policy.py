@@ -1,4 +1,5 @@
-"""Policy scan of the rendered prod manifests with checkov (own venv .venv-scan, requirements-scan.txt).
+"""Policy scan with checkov (own venv .venv-scan, requirements-scan.txt) of what the inventories deploy: the
+manifests of the app role's plans of inventories dev, prod and local (tests/app_plan.py), in one checkov run.
 Every finding must be justified in policy-exceptions.yaml, and every exception must still fire."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 import chartlib
 
 EXCEPTIONS = Path(__file__).with_name("policy-exceptions.yaml")
+INVENTORIES = ("dev", "prod", "local")
 
 
 def checkov_findings(manifest_dir) -> set:
@@ -43,9 +45,10 @@ def checkov_findings(manifest_dir) -> set:
 
 
 @pytest.fixture(scope="module")
-def prod_findings(renders, tmp_path_factory):
-    d = tmp_path_factory.mktemp("checkov-prod")
-    (d / "prod.yaml").write_text(renders["prod"].stdout)
+def inventory_findings(renders, tmp_path_factory):
+    d = tmp_path_factory.mktemp("checkov-inventories")
+    for name in INVENTORIES:
+        (d / f"{name}.yaml").write_text(renders[name].stdout)
     return checkov_findings(d)
 
 
@@ -58,19 +61,19 @@ def test_exceptions_file_is_well_formed():
         assert len(reason) > 40, f"{check}: give a real reason"
 
 
-def test_prod_findings_are_all_justified(prod_findings):
-    unjustified, _ = chartlib.compare_findings(prod_findings, chartlib.load_exceptions(EXCEPTIONS))
+def test_inventory_findings_are_all_justified(inventory_findings):
+    unjustified, _ = chartlib.compare_findings(inventory_findings, chartlib.load_exceptions(EXCEPTIONS))
     assert not unjustified, f"checkov findings not justified in {EXCEPTIONS.name}: {unjustified}"
 
 
-def test_no_stale_exceptions(prod_findings):
-    _, stale = chartlib.compare_findings(prod_findings, chartlib.load_exceptions(EXCEPTIONS))
+def test_no_stale_exceptions(inventory_findings):
+    _, stale = chartlib.compare_findings(inventory_findings, chartlib.load_exceptions(EXCEPTIONS))
     assert not stale, f"exceptions in {EXCEPTIONS.name} that no longer fire (remove them): {stale}"
 
 
 def test_checkov_catches_a_broken_manifest(renders, tmp_path):
-    """The scan itself can fail: a privileged, root, host-network variant of prod raises new findings."""
-    text = renders["prod"].stdout.replace("allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true")
+    """The scan itself can fail: a variant of dev with privilege escalation and mounted tokens raises new findings."""
+    text = renders["dev"].stdout.replace("allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true")
     text = text.replace("automountServiceAccountToken: false", "automountServiceAccountToken: true")
     (tmp_path / "broken.yaml").write_text(text)
     unjustified, _ = chartlib.compare_findings(checkov_findings(tmp_path), chartlib.load_exceptions(EXCEPTIONS))

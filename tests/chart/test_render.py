@@ -1,4 +1,4 @@
-"""What each ci/ variation renders: autoscaling, GPUs, images, ingress, secrets, observability."""
+"""What the inventories' plans render (scenarios.yml): autoscaling, GPUs, images, ingress, secrets, observability."""
 
 from __future__ import annotations
 
@@ -15,7 +15,19 @@ GUIDE_QUERIES = {
     "queue-depth": ("sum(tensafe_job_queue_depth)", "100"),
     "gpu-utilization": ("avg(nvidia_gpu_utilization)", "30"),
 }
-MODES = {"default": "none", "dev": "none", "prod": "keda", "hpa": "hpa", "no-gpu": "keda"}
+MODES = {
+    "default": "none",
+    "dev": "none",
+    "prod": "keda",
+    "local": "none",
+    "prod-hpa": "hpa",
+    "prod-external-secrets": "keda",
+    "local-keda": "keda",
+    "dev-digest": "none",
+    "dev-extras": "none",
+}
+# The Prometheus the prod inventory wires into KEDA (observability_prometheus_url: kube-prometheus-stack's Service).
+PROD_PROMETHEUS = "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
 
 
 def container(render, name="tensafe"):
@@ -27,11 +39,24 @@ def env(render):
     return {e["name"]: e.get("value") for e in container(render).get("env", [])}
 
 
+# --- the plans --------------------------------------------------------------------------------------
+
+def test_the_tests_render_what_the_role_renders(plans, renders):
+    """The renders asserted on here are the manifests the app role's own validate step rendered."""
+    for name, plan in plans.items():
+        assert renders[name].docs == [d for d in chartlib.yaml.load_all(plan.manifest, Loader=chartlib.LOADER) if d], name
+
+
+def test_the_inventories_are_planned(plans):
+    assert {p.inventory for p in plans.values()} == {"dev", "prod", "local"}
+    assert (plans["dev"].namespace, plans["prod"].namespace, plans["local"].namespace) == ("tensafe-dev", "tensafe-prod", "tensafe")
+
+
 # --- autoscaling ---------------------------------------------------------------------------------
 
 def test_autoscaling_owner_per_variation(variation):
     name, r = variation
-    assert not chartlib.autoscaler_problems(r.docs, MODES.get(name, "none"))
+    assert not chartlib.autoscaler_problems(r.docs, MODES[name])
 
 
 def test_prod_keda(renders):
@@ -48,7 +73,7 @@ def test_prod_keda(renders):
         t = triggers[tname]
         assert t["type"] == "prometheus"
         assert t["metadata"] == {
-            "serverAddress": "http://prometheus-operated.monitoring.svc:9090",
+            "serverAddress": PROD_PROMETHEUS,
             "query": query,
             "threshold": threshold,
         }, "modern metadata only: serverAddress, query, threshold (no metricName)"
@@ -57,10 +82,10 @@ def test_prod_keda(renders):
 
 
 def test_hpa_mode(renders):
-    r = renders["hpa"]
+    r = renders["prod-hpa"]
     hpa = r.one("HorizontalPodAutoscaler")
     assert hpa["apiVersion"] == "autoscaling/v2"
-    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 10)
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 50)
     targets = {m["resource"]["name"]: m["resource"]["target"]["averageUtilization"] for m in hpa["spec"]["metrics"]}
     assert targets == {"cpu": 70, "memory": 80}
     assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 600
@@ -71,10 +96,12 @@ def test_hpa_mode(renders):
 def test_none_mode_keeps_replicas(renders):
     assert renders["default"].one("Deployment")["spec"]["replicas"] == 2
     assert renders["dev"].one("Deployment")["spec"]["replicas"] == 1
+    assert renders["local"].one("Deployment")["spec"]["replicas"] == 1
 
 
 def test_no_gpu_keda_drops_gpu_trigger_and_scopes_queries(renders):
-    so = renders["no-gpu"].one("ScaledObject")
+    so = renders["local-keda"].one("ScaledObject")
+    assert (so["spec"]["minReplicaCount"], so["spec"]["maxReplicaCount"], so["spec"]["pollingInterval"]) == (1, 4, 15)
     names = [t["name"] for t in so["spec"]["triggers"]]
     assert names == ["latency-p95", "queue-depth"]
     for t in so["spec"]["triggers"]:
@@ -83,7 +110,7 @@ def test_no_gpu_keda_drops_gpu_trigger_and_scopes_queries(renders):
 
 # --- resources and scheduling --------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, gpus", [("default", 1), ("dev", 1), ("prod", 2), ("no-gpu", 0)])
+@pytest.mark.parametrize("name, gpus", [("default", 1), ("dev", 1), ("prod", 2), ("local", 0), ("local-keda", 0)])
 def test_gpu_in_requests_and_limits(renders, name, gpus):
     res = container(renders[name])["resources"]
     for section in ("requests", "limits"):
@@ -109,14 +136,18 @@ def test_gpu_scheduling(renders):
     spec = renders["default"].one("Deployment")["spec"]["template"]["spec"]
     assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-    cpu_only = renders["no-gpu"].one("Deployment")["spec"]["template"]["spec"]
+    prod = renders["prod"].one("Deployment")["spec"]["template"]["spec"]
+    assert (prod["nodeSelector"], prod["tolerations"]) == (spec["nodeSelector"], spec["tolerations"])
+    # inventories/local plans no GPU: neither the GPU nodeSelector nor the nvidia.com toleration.
+    cpu_only = renders["local"].one("Deployment")["spec"]["template"]["spec"]
     assert "nodeSelector" not in cpu_only and "tolerations" not in cpu_only
 
 
 def test_topology_spread_gets_selector(renders):
-    (tsc,) = renders["prod"].one("Deployment")["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    spec = renders["dev-extras"].one("Deployment")["spec"]["template"]["spec"]
+    (tsc,) = spec["topologySpreadConstraints"]
     assert tsc["labelSelector"]["matchLabels"] == {"app.kubernetes.io/name": "tensafe", "app.kubernetes.io/instance": "tensafe"}
-    assert renders["prod"].one("Deployment")["spec"]["template"]["spec"]["priorityClassName"] == "tensafe-inference"
+    assert spec["priorityClassName"] == "tensafe-inference"
 
 
 # --- container -------------------------------------------------------------------------------------
@@ -139,29 +170,32 @@ def test_ports_env_probes(variation):
 def test_service_ports(variation):
     _, r = variation
     ports = {p["name"]: (p["port"], p["targetPort"]) for p in r.one("Service")["spec"]["ports"]}
-    http_port = 80 if _ == "extras" else 8000
+    http_port = 80 if _ == "dev-extras" else 8000
     assert ports == {"http": (http_port, "http"), "metrics": (9090, "metrics")}
 
 
 def test_image_refs(renders):
     assert container(renders["default"])["image"] == "tensafe/tensafe:4.0.0"
-    dig = container(renders["digest"])
+    assert container(renders["prod"])["image"] == "tensafe/tensafe:4.0.0"
+    dig = container(renders["dev-digest"])
     assert dig["image"] == "registry.example.com:5000/tensafe/tensafe@sha256:" + "0123456789abcdef" * 4
     assert dig["imagePullPolicy"] == "Always"
-    test_pod = renders["digest"].one("Pod")
+    assert renders["dev-digest"].one("Deployment")["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "registry-credentials"}]
+    test_pod = renders["dev-digest"].one("Pod")
     assert "@sha256:" in test_pod["spec"]["containers"][0]["image"]
     assert renders["default"].one("Pod")["spec"]["containers"][0]["image"] == "curlimages/curl:8.11.1"
 
 
 def test_jaeger_env(renders):
+    # The prod inventory's Jaeger (chart 4.x, Jaeger v2): one Service named after the release.
     e = env(renders["prod"])
-    assert e["JAEGER_AGENT_HOST"] == "jaeger-agent.monitoring" and e["JAEGER_AGENT_PORT"] == "6831"
-    assert e["OTEL_EXPORTER_JAEGER_AGENT_HOST"] == "jaeger-agent.monitoring"
+    assert e["JAEGER_AGENT_HOST"] == "jaeger.monitoring" and e["JAEGER_AGENT_PORT"] == "6831"
+    assert e["OTEL_EXPORTER_JAEGER_AGENT_HOST"] == "jaeger.monitoring"
     assert "JAEGER_AGENT_HOST" not in env(renders["default"])
 
 
 def test_extras(renders):
-    r = renders["extras"]
+    r = renders["dev-extras"]
     dep = r.one("Deployment")
     assert dep["metadata"]["name"] == "tensafe-custom"
     pod = dep["spec"]["template"]
@@ -176,7 +210,7 @@ def test_extras(renders):
     }
     sm = r.one("ServiceMonitor")
     assert sm["metadata"]["namespace"] == "monitoring"
-    assert sm["spec"]["namespaceSelector"] == {"matchNames": ["tensafe"]}
+    assert sm["spec"]["namespaceSelector"] == {"matchNames": ["tensafe-dev"]}
     c = container(r)
     assert {"name": "models", "mountPath": "/models"} in c["volumeMounts"]
     assert c["readinessProbe"]["successThreshold"] == 2 and c["startupProbe"]["initialDelaySeconds"] == 5
@@ -201,9 +235,9 @@ def test_ingress(renders):
     assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "tensafe", "port": {"name": "http"}}
 
 
-def test_ingress_backend_switch_for_blue_green():
+def test_ingress_backend_switch_for_blue_green(plans):
     """A blue-green switch points the live release's Ingress at the green release's Service."""
-    r = chartlib.render_cached(tuple(chartlib.variations()["prod"]), ("ingress.backendServiceName=tensafe-green",))
+    r = chartlib.render_plan(plans["prod"], ("ingress.backendServiceName=tensafe-green",))
     assert r.rc == 0, r.stderr
     backend = r.one("Ingress")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": "tensafe-green", "port": {"name": "http"}}
@@ -242,7 +276,7 @@ def test_no_secret_values_anywhere(variation):
 
 def test_external_secret(renders):
     assert not renders["default"].of_kind("ExternalSecret")
-    es = renders["external-secrets"].one("ExternalSecret")
+    es = renders["prod-external-secrets"].one("ExternalSecret")
     assert es["apiVersion"] == "external-secrets.io/v1"
     spec = es["spec"]
     assert spec["target"]["name"] == "tensafe-secrets"
@@ -254,11 +288,18 @@ def test_external_secret(renders):
 
 
 def test_vault_agent_annotations(renders):
-    ann = renders["vault-agent"].one("Deployment")["spec"]["template"]["metadata"]["annotations"]
+    """inventories/prod delivers the secrets with the Vault agent injector (vault_delivery_mode: vault-agent)."""
+    ann = renders["prod"].one("Deployment")["spec"]["template"]["metadata"]["annotations"]
     assert ann["vault.hashicorp.com/agent-inject"] == "true"
     assert ann["vault.hashicorp.com/role"] == "tensafe"
     assert ann["vault.hashicorp.com/agent-inject-secret-config"] == "secret/data/tensafe"
     assert ann["vault.hashicorp.com/agent-pre-populate-only"] == "true"
+    assert 'export TS_SECRET_KEY="{{ .Data.data.TS_SECRET_KEY }}"' in ann["vault.hashicorp.com/agent-inject-template-config"]
+    # With the agent the Secret is optional: the secrets arrive as /vault/secrets/config.
+    assert container(renders["prod"])["envFrom"][1]["secretRef"]["optional"] is True
+    for name in ("dev", "local", "prod-external-secrets"):
+        other = renders[name].one("Deployment")["spec"]["template"]["metadata"]["annotations"]
+        assert not [k for k in other if k.startswith("vault.hashicorp.com/")], name
     default_ann = renders["default"].one("Deployment")["spec"]["template"]["metadata"]["annotations"]
     assert not [k for k in default_ann if k.startswith("vault.hashicorp.com/")]
 
@@ -284,7 +325,7 @@ def test_checksum_config_tracks_the_configmap(renders):
 
 # --- NOTES -------------------------------------------------------------------------------------------
 
-def test_notes(tmp_path):
+def test_notes(tmp_path, plans):
     """helm template drops NOTES.txt: render it through a copy of the chart with a template that includes it."""
     chart = tmp_path / "tensafe"
     shutil.copytree(chartlib.CHART, chart)
@@ -292,13 +333,14 @@ def test_notes(tmp_path):
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n"
         '  notes: {{ include (print $.Template.BasePath "/NOTES.txt") . | quote }}\n'
     )
-    r = chartlib.render(chart=chart, values_files=[str(chartlib.CI_DIR / "prod-values.yaml")])
+    plan = plans["prod"]
+    r = chartlib.render(chart=chart, values_files=[str(plan.values_file)], release=plan.release, namespace=plan.namespace)
     assert r.rc == 0, r.stderr
     notes = next(d for d in r.of_kind("ConfigMap") if d["metadata"]["name"] == "notes")["data"]["notes"]
-    assert "helm test tensafe -n tensafe" in notes
-    assert "kubectl get pods -n tensafe -l app.kubernetes.io/name=tensafe,app.kubernetes.io/instance=tensafe" in notes
+    assert "helm test tensafe -n tensafe-prod" in notes
+    assert "kubectl get pods -n tensafe-prod -l app.kubernetes.io/name=tensafe,app.kubernetes.io/instance=tensafe" in notes
     assert "https://api.tensafe.example.com/" in notes
-    assert "kubectl port-forward -n tensafe svc/tensafe" in notes
+    assert "kubectl port-forward -n tensafe-prod svc/tensafe" in notes
     assert "Autoscaling: keda (3-50 replicas)" in notes
 
 

@@ -17,9 +17,11 @@ def test_every_container_is_restricted(variation):
     assert not problems, f"{name}: {problems}"
 
 
-def test_service_account_token(variation):
+def test_service_account_token(variation, plans):
     name, r = variation
-    want = name == "vault-agent"
+    # Only the Vault agent needs the token (inventories/prod: vault_delivery_mode vault-agent).
+    want = name in ("prod", "prod-hpa")
+    assert want == (name in plans and plans[name].values["vault"]["agentInject"]["enabled"] is True), name
     for owner, spec, _ in chartlib.pod_specs(r.docs):
         mounted = spec.get("automountServiceAccountToken")
         if owner.startswith("Pod/"):
@@ -80,7 +82,7 @@ def test_network_policy_peers(renders):
 
 def test_selectors_are_name_and_instance_only(variation):
     name, r = variation
-    assert not chartlib.selector_problems(r.docs), name
+    assert not chartlib.selector_problems(r.docs, r.release), name
 
 
 def test_recommended_labels_everywhere(variation):
@@ -91,5 +93,5 @@ def test_recommended_labels_everywhere(variation):
 def test_every_namespaced_object_has_the_release_namespace(variation):
     name, r = variation
     for d in r.docs:
-        want = "monitoring" if (name == "extras" and d["kind"] == "ServiceMonitor") else "tensafe"
+        want = "monitoring" if (name == "dev-extras" and d["kind"] == "ServiceMonitor") else r.namespace
         assert d["metadata"].get("namespace") == want, chartlib.name_of(d)

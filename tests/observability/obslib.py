@@ -7,6 +7,7 @@ import pathlib
 import re
 import shutil
 import subprocess
+import sys
 
 import jinja2
 import yaml
@@ -19,6 +20,9 @@ APP_CHART = ROOT / "charts/tensafe"
 HERE = pathlib.Path(__file__).resolve().parent
 PROMTOOL = os.environ.get("PROMTOOL") or str(ROOT / "bin/promtool")
 HELM = os.environ.get("HELM") or str(ROOT / "bin/helm")
+sys.path.insert(0, str(ROOT / "tests"))
+
+import app_plan  # noqa: E402
 
 # Grafana variables in the dashboard's queries and what the tests put in their place.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$namespace": "tensafe", "$deployment": "tensafe"}
@@ -61,13 +65,14 @@ def substitute_grafana_variables(expr: str) -> str:
 
 
 def keda_queries(*set_args: str) -> dict[str, str]:
-    """The KEDA trigger queries of the app chart rendered with ci/prod-values.yaml (trigger name -> query)."""
-    cmd = [HELM, "template", "tensafe", str(APP_CHART), "--namespace", "tensafe", "-f", str(APP_CHART / "ci/prod-values.yaml")]
+    """The KEDA trigger queries the app role renders for inventories/prod (trigger name -> query)."""
+    plan = app_plan.plan("prod")
+    cmd = [HELM, "template", plan.release, str(APP_CHART), "--namespace", plan.namespace, "-f", str(plan.values_file)]
     for arg in set_args:
         cmd += ["--set", arg]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     scaled = [d for d in yaml.safe_load_all(out) if d and d.get("kind") == "ScaledObject"]
-    assert len(scaled) == 1, "ci/prod-values.yaml renders no ScaledObject"
+    assert len(scaled) == 1, "inventories/prod renders no ScaledObject"
     return {t["name"]: t["metadata"]["query"] for t in scaled[0]["spec"]["triggers"] if t["type"] == "prometheus"}
 
 

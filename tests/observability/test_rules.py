@@ -72,7 +72,7 @@ def test_promtool_check_rules_rejects_invalid_promql(promtool, tmp_path):
     assert result.returncode != 0
 
 
-@pytest.mark.parametrize("selector", [None, 'namespace="tensafe"'], ids=["prod-values", "with-metricSelector"])
+@pytest.mark.parametrize("selector", [None, 'namespace="tensafe"'], ids=["prod-inventory", "with-metricSelector"])
 def test_the_app_charts_keda_queries_are_valid_promql(promtool, tmp_path, selector):
     queries = keda_queries(*([f"autoscaling.keda.metricSelector={selector}"] if selector else []))
     assert set(queries) == {"latency-p95", "queue-depth", "gpu-utilization"}, queries
