@@ -184,12 +184,17 @@ def test_disk_filled_after_the_probe_keys_go_to_the_fallback_and_a_rerun_unseals
 
 
 def test_no_fallback_keys_held_in_memory_and_stored_once_space_is_freed(proxied, tiny, tmp_path):
+    timer = threading.Timer(8, lambda: (tiny / "filler").unlink(missing_ok=True))
+
     def fill_then_free_later():
         fill(tiny)
-        threading.Timer(8, lambda: (tiny / "filler").unlink()).start()
+        timer.start()
 
     proxied.hooks["on_init"] = fill_then_free_later
-    result, output, _ = bootstrap(proxied, tiny / "vault-init.yml", tmp_path, vault_init_output_retry_timeout=60)
+    try:
+        result, output, _ = bootstrap(proxied, tiny / "vault-init.yml", tmp_path, vault_init_output_retry_timeout=60)
+    finally:
+        timer.cancel()
     flat = re.sub(r"\s+", " ", output)
     assert result.returncode == 0, output[-4000:]
     assert re.search(rf"could not be stored: {re.escape(str(tiny))}/vault-init.yml: \[Errno 28\] No space left on device\. "
