@@ -44,6 +44,10 @@ CASES = [
     ("database-url-not-postgres", {**EXTERNAL, "vault_addr": "{vault}", "vault_database_url": "mysql://x@y/z"},
      "vault_database_url"),
     ("chart-version-range", {**IN_CLUSTER_HA, "vault_server_chart_version": "^0.34"}, "vault_server_chart_version"),
+    ("init-fallback-in-the-same-directory", {**IN_CLUSTER_HA, "vault_init_output_fallback_file": "/tmp/vault-init-2.yml"},
+     "vault_init_output_fallback_file"),
+    ("init-retry-timeout-negative", {**IN_CLUSTER_HA, "vault_init_output_retry_timeout": -5},
+     "vault_init_output_retry_timeout"),
 ]
 
 
