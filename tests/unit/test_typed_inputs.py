@@ -6,12 +6,14 @@ string form (and refuse 'three', naming the variable) but do not write the conve
 This test parses every Jinja expression of the roles, playbooks and inventories and fails on any reference to
 such an input that does not go through its conversion filter (`| default(...)` in between is allowed).
 """
+import importlib.util
 import pathlib
 
 import jinja2
 import jinja2.nodes as jn
 import pytest
 import yaml
+from ansible.module_utils.common.validation import check_type_bool, check_type_float, check_type_int
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ROLES = ROOT / "collections/ansible_collections/tensafe/k8s/roles"
@@ -144,3 +146,26 @@ def test_typed_inputs_are_converted_in_templates(path):
 ])
 def test_the_check_itself(source, ok):
     assert (unconverted(source, jinja2.Environment()) == []) == ok
+
+
+_spec = importlib.util.spec_from_file_location(
+    "inputs", ROOT / "collections/ansible_collections/tensafe/k8s/plugins/filter/inputs.py")
+inputs = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(inputs)
+
+
+@pytest.mark.parametrize("kind,value", [
+    ("int", "3"), ("int", 3), ("int", "-1"), ("int", "3.5"), ("int", "three"), ("int", True),
+    ("bool", "yes"), ("bool", "No"), ("bool", "y"), ("bool", "t"), ("bool", "0"), ("bool", False), ("bool", "maybe"),
+    ("float", "0.05"), ("float", 10), ("float", "lots"),
+])
+def test_the_filters_convert_as_argument_specs_do(kind, value):
+    """What argument-spec validation accepts is converted to the same value; what it refuses is left alone."""
+    check = {"int": check_type_int, "bool": check_type_bool, "float": check_type_float}[kind]
+    converted = getattr(inputs, f"to_{kind}")(value)
+    try:
+        expected = check(value)
+    except TypeError:
+        assert converted is value
+    else:
+        assert converted == expected and type(converted) is {"int": int, "bool": bool, "float": float}[kind]
