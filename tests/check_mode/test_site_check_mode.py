@@ -22,11 +22,16 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+# The stand-in PostgreSQL and Redis charts (the Bitnami registry is out of reach here), as molecule uses them.
+CHARTS = {f"datastores_{store}_chart_repo": str(ROOT / "tests/fixtures/charts") for store in ("postgresql", "redis")}
+
+
 def playbook(name, *args):
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     env["PATH"] = f"{ROOT / 'bin'}:{ROOT / '.venv/bin'}:{env['PATH']}"
     return subprocess.run(
-        ["ansible-playbook", "-i", str(ROOT / "inventories/local/hosts.yml"), str(ROOT / "playbooks" / name), *args],
+        ["ansible-playbook", "-i", str(ROOT / "inventories/local/hosts.yml"), str(ROOT / "playbooks" / name),
+         "-e", json.dumps(CHARTS), *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False,
     )
 
@@ -56,11 +61,30 @@ def test_check_mode_after_renaming_the_datastores_secret(converged):
     assert kubectl_json("get", "secret", "-n", "tensafe-data", name) is None, "--check created the Secret"
 
 
-def test_rollback_revision_given_on_the_command_line(converged):
-    """The README's `-e app_rollback_revision=N` is a string: it is compared as a number, not refused with a TypeError."""
-    result = playbook("rollback.yml", "-e", "app_rollback_revision=17")
+def helm_revision():
+    result = subprocess.run([str(ROOT / "bin/helm"), "--kubeconfig", str(KUBECONFIG), "status", "tensafe", "-n", "tensafe",
+                             "-o", "json"], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)["version"]
+
+
+def test_numbers_given_on_the_command_line(converged):
+    """The README's commands with -e numbers (always strings): an upgrade with -e app_replicas=2 hands Helm a number,
+    -e app_rollback_revision=17 is refused as above the current revision (not with a TypeError), and
+    -e app_rollback_revision=<the earlier one> rolls back to it."""
+    before = helm_revision()
+    result = playbook("site.yml", "--tags", "app", "-e", "app_replicas=2")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert kubectl_json("get", "deployment", "-n", "tensafe", "tensafe")["spec"]["replicas"] == 2
+    current = helm_revision()
+    assert current > before
+
+    result = playbook("rollback.yml", "-e", f"app_rollback_revision={current + 10}")
     output = result.stdout + result.stderr
     assert "not supported between instances" not in output, output[-4000:]
     assert result.returncode != 0, "rolled back to a revision above the current one"
-    flat = " ".join(output.split())
-    assert "app_rollback_revision is 17 (0 = previous; it must be below the current revision)" in flat, output[-4000:]
+    assert (f"current revision is {current}, app_rollback_revision is {current + 10} (0 = previous; it must be below"
+            in " ".join(output.split())), output[-4000:]
+
+    result = playbook("rollback.yml", "-e", f"app_rollback_revision={before}")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert kubectl_json("get", "deployment", "-n", "tensafe", "tensafe")["spec"]["replicas"] == 1
