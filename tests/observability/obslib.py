@@ -8,6 +8,8 @@ import re
 import shutil
 import subprocess
 
+import importlib.util
+
 import jinja2
 import yaml
 
@@ -24,6 +26,14 @@ HELM = os.environ.get("HELM") or str(ROOT / "bin/helm")
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$namespace": "tensafe", "$deployment": "tensafe"}
 
 
+_INPUTS_SPEC = importlib.util.spec_from_file_location(
+    "tensafe_inputs", ROOT / "collections/ansible_collections/tensafe/k8s/plugins/filter/inputs.py")
+_INPUTS = importlib.util.module_from_spec(_INPUTS_SPEC)
+_INPUTS_SPEC.loader.exec_module(_INPUTS)
+# The collection's filters the template uses, under their Ansible names.
+FILTERS = {f"tensafe.k8s.{name}": f for name, f in _INPUTS.FilterModule().filters().items()}
+
+
 def role_defaults() -> dict:
     return yaml.safe_load((ROLE / "defaults/main.yml").read_text())
 
@@ -32,6 +42,7 @@ def render_rules(**overrides) -> str:
     """The rules template as the role renders it (variables in [[ ]], trim_blocks like Ansible's template)."""
     env = jinja2.Environment(variable_start_string="[[", variable_end_string="]]", trim_blocks=True,
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters.update(FILTERS)
     return env.from_string(RULES_TEMPLATE.read_text()).render(**{**role_defaults(), **overrides})
 
 
