@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every molecule scenario (`make molecule`), in dependency order, then a summary table; exits 1 if any failed.
+# Every molecule scenario (`make molecule`), in dependency order, then (hermetic, all scenarios) the site.yml
+# pytest suite tests/check_mode, then a summary table; exits 1 if any failed.
 #
 # Usage: hack/molecule-all.sh [scenario...]    (default: every molecule/<name>/ except shared)
 # Environment:
@@ -68,6 +69,14 @@ for s in "${scenarios[@]}"; do
   if molecule test -s "${s}"; then result=passed; else result=FAILED; failed=1; fi
   names+=("${s}") results+=("${result}") seconds+=($((SECONDS - t0)))
 done
+
+# site.yml across roles with inventories/local (check mode after a rename, -e numbers): pytest on the same cluster.
+if [ "${MOLECULE_CLUSTER}" = hermetic ] && (($# == 0)); then
+  echo "=== pytest tests/check_mode (site.yml, inventories/local)"
+  t0=${SECONDS}
+  if pytest -q tests/check_mode; then result=passed; else result=FAILED; failed=1; fi
+  names+=("site.yml") results+=("${result}") seconds+=($((SECONDS - t0)))
+fi
 
 echo
 printf '%-16s %-8s %8s\n' scenario result seconds

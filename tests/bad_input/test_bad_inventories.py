@@ -2,21 +2,13 @@
 with a message that names the offending variable.
 
 The kubeconfig points at a recording HTTP server, so "no cluster call" is measured, not assumed.
+Fixtures (fake_api, inventory) are in conftest.py, run() in badinput.py.
 """
-import os
-import pathlib
-import shutil
-import subprocess
-
 import pytest
 import yaml
 
-import recording_api
+from badinput import SITE, run
 from recording_api import Recorder
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-ROLES = ROOT / "collections/ansible_collections/tensafe/k8s/roles"
-COMPONENTS = ["prerequisites", "datastores", "vault", "observability", "app"]
 
 # (case id, extra group_vars, text the failure must contain)
 CASES = [
@@ -47,41 +39,6 @@ CASES = [
     ("observability-chart-version-range", {"observability_prometheus_chart_version": "88.x"},
      "observability_prometheus_chart_version"),
 ]
-
-
-@pytest.fixture(scope="session")
-def fake_api():
-    server, url = recording_api.start()
-    yield url
-    server.shutdown()
-
-
-@pytest.fixture()
-def inventory(tmp_path, fake_api):
-    """A copy of inventories/local whose cluster is the recording server."""
-    inv = tmp_path / "inventory"
-    shutil.copytree(ROOT / "inventories" / "local", inv)
-    kubeconfig = recording_api.write_kubeconfig(tmp_path / "kubeconfig", fake_api)
-    cluster = {"tensafe_kubeconfig": str(kubeconfig), "tensafe_kube_context": "", "tensafe_no_log": True}
-    (inv / "group_vars/all/cluster.yml").write_text(yaml.safe_dump(cluster))
-    # Roles that do not exist yet cannot be validated; every existing one is enabled.
-    enabled = {f"tensafe_{c}_enabled": (ROLES / c).is_dir() for c in COMPONENTS}
-    (inv / "group_vars/all/components.yml").write_text(yaml.safe_dump(enabled))
-    Recorder.requests.clear()
-    return inv
-
-
-# site.yml is the real entry point; the variable lets one role's playbook be checked alone.
-SITE = os.environ.get("BAD_INPUT_PLAYBOOK", "site.yml")
-
-
-def run(playbook, inv):
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    env["PATH"] = f"{ROOT / 'bin'}:{ROOT / '.venv/bin'}:{env['PATH']}"
-    return subprocess.run(
-        ["ansible-playbook", "-i", str(inv / "hosts.yml"), str(ROOT / "playbooks" / playbook)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )
 
 
 def test_the_valid_inventory_passes_validation_without_cluster_calls(inventory):

@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 
+import importlib.util
+
 import jinja2
 import yaml
 
@@ -28,6 +30,14 @@ import app_plan  # noqa: E402
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$namespace": "tensafe", "$deployment": "tensafe"}
 
 
+_INPUTS_SPEC = importlib.util.spec_from_file_location(
+    "tensafe_inputs", ROOT / "collections/ansible_collections/tensafe/k8s/plugins/filter/inputs.py")
+_INPUTS = importlib.util.module_from_spec(_INPUTS_SPEC)
+_INPUTS_SPEC.loader.exec_module(_INPUTS)
+# The collection's filters the template uses, under their Ansible names.
+FILTERS = {f"tensafe.k8s.{name}": f for name, f in _INPUTS.FilterModule().filters().items()}
+
+
 def role_defaults() -> dict:
     return yaml.safe_load((ROLE / "defaults/main.yml").read_text())
 
@@ -36,6 +46,7 @@ def render_rules(**overrides) -> str:
     """The rules template as the role renders it (variables in [[ ]], trim_blocks like Ansible's template)."""
     env = jinja2.Environment(variable_start_string="[[", variable_end_string="]]", trim_blocks=True,
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters.update(FILTERS)
     return env.from_string(RULES_TEMPLATE.read_text()).render(**{**role_defaults(), **overrides})
 
 
