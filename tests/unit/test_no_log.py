@@ -13,7 +13,7 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ROLES = ROOT / "collections/ansible_collections/tensafe/k8s/roles"
-FILES = sorted([*ROLES.glob("*/tasks/*.yml"), *(ROOT / "playbooks").glob("*.yml"), *(ROOT / "molecule").rglob("*.yml"),
+FILES = sorted([*ROLES.glob("*/tasks/*.yml"), *(ROOT / "playbooks").rglob("*.yml"), *(ROOT / "molecule").rglob("*.yml"),
                 *(ROOT / "tests").rglob("playbooks/*.yml")])
 # Ansible's tags: their values never matter here.
 yaml.SafeLoader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
