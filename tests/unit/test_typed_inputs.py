@@ -26,10 +26,6 @@ FILTER = {"int": "tensafe.k8s.to_int", "bool": "tensafe.k8s.to_bool", "float": "
 PENDING = {
     "collections/ansible_collections/tensafe/k8s/roles/prerequisites/tasks/gpu_capacity.yml",
     "collections/ansible_collections/tensafe/k8s/roles/prerequisites/vars/main.yml",
-    "collections/ansible_collections/tensafe/k8s/roles/vault/tasks/bootstrap.yml",
-    "collections/ansible_collections/tensafe/k8s/roles/vault/tasks/bootstrap_servers.yml",
-    "collections/ansible_collections/tensafe/k8s/roles/vault/tasks/generate_root.yml",
-    "collections/ansible_collections/tensafe/k8s/roles/vault/tasks/unseal_server.yml",
 }
 
 
