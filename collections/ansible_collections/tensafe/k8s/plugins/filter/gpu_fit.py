@@ -240,7 +240,7 @@ def gpu_fit(nodes, pods=None, resource="nvidia.com/gpu", per_pod=1, node_selecto
 
 def _node_text(node, resource):
     if not node["usable"]:
-        return "%s (%d %s, excluded: %s)" % (node["name"], node["allocatable"], resource, ", ".join(node["reasons"]))
+        return "%s (%d, excluded: %s)" % (node["name"], node["allocatable"], ", ".join(node["reasons"]))
     text = "%s %d free of %d" % (node["name"], node["free"], node["allocatable"])
     details = []
     if node["used"]:
