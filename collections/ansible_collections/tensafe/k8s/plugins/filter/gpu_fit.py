@@ -244,8 +244,8 @@ def _node_text(node, resource):
     text = "%s %d free of %d" % (node["name"], node["free"], node["allocatable"])
     details = []
     if node["used"]:
-        details.append("%d used by other pods: %s" % (node["used"], ", ".join(node["holders"][:3])
-                                                        + (", ..." if len(node["holders"]) > 3 else "")))
+        holders = ", ".join(node["holders"][:3]) + (", ..." if len(node["holders"]) > 3 else "")
+        details.append("%d used by other pods: %s" % (node["used"], holders))
     if node["own"]:
         details.append("%d held by the app's pods being replaced" % node["own"])
     return text + (" (%s)" % "; ".join(details) if details else "")
