@@ -38,6 +38,8 @@ CASES = [
      "observability_service_monitor_labels"),
     ("observability-chart-version-range", {"observability_prometheus_chart_version": "88.x"},
      "observability_prometheus_chart_version"),
+    ("rolling-update-surge-and-unavailable-zero", {"app_rolling_update_max_surge": 0, "app_rolling_update_max_unavailable": 0},
+     "app_rolling_update_max_surge"),
 ]
 
 

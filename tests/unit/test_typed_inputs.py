@@ -23,10 +23,7 @@ CONDITIONAL_KEYS = {"when", "that", "failed_when", "changed_when", "until"}
 FILTER = {"int": "tensafe.k8s.to_int", "bool": "tensafe.k8s.to_bool", "float": "tensafe.k8s.to_float"}
 # Reworked by the parallel fixes of issue 15 (GPU capacity preflight, Vault bootstrap): converted when those land.
 # Remove a file from here once it passes (xfail is not strict so the merge order does not matter).
-PENDING = {
-    "collections/ansible_collections/tensafe/k8s/roles/prerequisites/tasks/gpu_capacity.yml",
-    "collections/ansible_collections/tensafe/k8s/roles/prerequisites/vars/main.yml",
-}
+PENDING = set()
 
 
 def typed_inputs():
