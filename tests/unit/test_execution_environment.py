@@ -11,22 +11,13 @@ import sys
 
 import pytest
 import yaml
+from test_requirements import pins  # tests/unit is on sys.path (no __init__.py): one parser of the pins
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 COLLECTION = ROOT / "collections/ansible_collections/tensafe/k8s"
 BUILDER = ROOT / ".venv-galaxy/bin/ansible-builder"
 EE_FILE = ROOT / "execution-environment.yml"
 LIBRARIES = ("kubernetes", "hvac", "psycopg[binary]", "redis")
-
-
-def pins(path):
-    out = {}
-    for line in path.read_text().splitlines():
-        line = line.split("#")[0].strip()
-        if "==" in line:
-            name, version = line.split("==", 1)
-            out[name.strip().lower()] = version.strip()
-    return out
 
 
 @pytest.fixture(scope="module")
