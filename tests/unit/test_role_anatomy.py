@@ -5,7 +5,10 @@ import pytest
 import yaml
 
 ROLES = pathlib.Path(__file__).resolve().parents[2] / "collections" / "ansible_collections" / "tensafe" / "k8s" / "roles"
-ROLE_NAMES = sorted(p.name for p in ROLES.iterdir() if p.is_dir())
+# common holds entry points the other roles include (Helm release, namespaces, cluster access); it deploys nothing.
+LIBRARY_ROLES = {"common"}
+ALL_ROLE_NAMES = sorted(p.name for p in ROLES.iterdir() if p.is_dir())
+ROLE_NAMES = [name for name in ALL_ROLE_NAMES if name not in LIBRARY_ROLES]
 STEPS = ["preflight", "install", "configure", "verify"]
 
 
@@ -31,11 +34,11 @@ def test_main_only_dispatches_tagged_steps(role):
     tasks = load(ROLES / role / "tasks" / "main.yml")
     assert [t.get("ansible.builtin.import_tasks") for t in tasks] == [f"{s}.yml" for s in STEPS], role
     for task, step in zip(tasks, STEPS):
-        assert step in task.get("tags", []), f"{role}: the {step} import is not tagged {step}"
+        assert f"{role}_{step}" in task.get("tags", []), f"{role}: the {step} import is not tagged {role}_{step}"
         assert set(task) <= {"name", "ansible.builtin.import_tasks", "tags"}, f"{role}: main.yml must only dispatch"
 
 
-@pytest.mark.parametrize("role", ROLE_NAMES)
+@pytest.mark.parametrize("role", ALL_ROLE_NAMES)
 def test_defaults_are_prefixed_with_the_role_name(role):
     defaults = load(ROLES / role / "defaults" / "main.yml") or {}
     wrong = [k for k in defaults if not k.startswith(f"{role}_")]
@@ -64,7 +67,19 @@ def test_argument_specs_match_defaults(role):
                 assert option.get("default") == defaults[name], f"{role}/{entry}: default of {name} differs"
 
 
-@pytest.mark.parametrize("role", ROLE_NAMES)
+@pytest.mark.parametrize("role", sorted(LIBRARY_ROLES))
+def test_library_role_documents_every_default(role):
+    defaults = load(ROLES / role / "defaults" / "main.yml") or {}
+    specs = load(ROLES / role / "meta" / "argument_specs.yml")["argument_specs"]
+    documented = {name: option for spec in specs.values() for name, option in (spec.get("options") or {}).items()}
+    assert set(defaults) - set(documented) == set(), f"{role}: defaults no entry point documents: {set(defaults) - set(documented)}"
+    for name, option in documented.items():
+        assert option.get("description") and option.get("type"), f"{role}: {name} needs a description and a type"
+        if name in defaults:
+            assert option.get("default") == defaults[name], f"{role}: default of {name} differs"
+
+
+@pytest.mark.parametrize("role", ALL_ROLE_NAMES)
 def test_entry_points_have_task_files(role):
     specs = load(ROLES / role / "meta" / "argument_specs.yml")["argument_specs"]
     for entry in specs:
