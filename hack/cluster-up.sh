@@ -2,8 +2,10 @@
 # Start the hermetic test cluster: a real Kubernetes v1.34 control plane
 # (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) on 127.0.0.1,
 # kwok faking 5 nodes (3 CPU, 2 GPU) and the pods on them, a default
-# StorageClass with pre-created PersistentVolumes, the shared CRDs, and an
-# OpenBao dev server. No containers run. See docs/hermetic-cluster.md.
+# StorageClass with pre-created PersistentVolumes, the shared CRDs, an
+# OpenBao dev server, and the cluster network (the apiserver's egress proxy to
+# the host processes that serve APIServices and webhooks, see
+# hack/cluster/cluster-network.py). No containers run. See docs/hermetic-cluster.md.
 #
 # Idempotent: when the cluster in $CLUSTER_DIR is already up and healthy it
 # exits 0 at once; components that died are restarted; data (etcd, PKI) is kept
@@ -15,6 +17,7 @@
 #   CLUSTER_APISERVER_PORT=26443 CLUSTER_ETCD_PORT=23790 CLUSTER_ETCD_PEER_PORT=23800
 #   CLUSTER_KCM_PORT=20257 CLUSTER_SCHEDULER_PORT=20259 CLUSTER_KWOK_PORT=20247
 #   OPENBAO=1 OPENBAO_PORT=28200 OPENBAO_BIN=.venv/bin/bao
+#   CLUSTER_NETWORK=1        the cluster network proxy (0: not started, every call into the cluster fails)
 #   CRDS_DIR=../shared/crds  CRDs applied server-side (CRDS=0 to skip)
 #   PV_COUNT=30 PV_SIZE=1Ti  pre-created PersistentVolumes of StorageClass "standard"
 #   CLUSTER_UP_TIMEOUT=120   seconds to wait for each step
@@ -43,6 +46,12 @@ command -v curl >/dev/null || die "curl is required (apt-get install curl)"
 if [ "${OPENBAO}" = 1 ] && [ ! -x "${OPENBAO_BIN}" ]; then
   die "OpenBao CLI not found at ${OPENBAO_BIN}: install the Python venv ('make setup', i.e. pip install -r requirements.txt into .venv), set OPENBAO_BIN, or run with OPENBAO=0 to skip OpenBao"
 fi
+if [ "${CLUSTER_NETWORK}" = 1 ] && ! command -v "${CLUSTER_NETWORK_PYTHON}" >/dev/null; then
+  die "${CLUSTER_NETWORK_PYTHON} not found: the cluster network proxy needs Python 3 (set CLUSTER_NETWORK_PYTHON, or CLUSTER_NETWORK=0 to run without it)"
+fi
+if [ "${#NETWORK_SOCKET}" -gt 107 ]; then
+  die "the cluster network socket path ${NETWORK_SOCKET} is longer than a Unix socket allows (107): use a shorter CLUSTER_DIR"
+fi
 if [ "${CRDS}" = 1 ] && [ ! -d "${CRDS_DIR}" ]; then
   die "CRD dir ${CRDS_DIR} not found: set CRDS_DIR, or CRDS=0 to skip the CRDs"
 fi
@@ -68,6 +77,7 @@ kcm_healthy() { https_healthz "${CLUSTER_KCM_PORT}"; }
 scheduler_healthy() { https_healthz "${CLUSTER_SCHEDULER_PORT}"; }
 kwok_healthy() { curl -fsS --max-time 2 "http://${CLUSTER_HOST}:${CLUSTER_KWOK_PORT}/healthz" >/dev/null 2>&1; }
 openbao_healthy() { curl -fsS --max-time 2 "${BAO_URL}/v1/sys/health" >/dev/null 2>&1; }
+cluster_network_healthy() { curl -fsS --max-time 2 --unix-socket "${NETWORK_SOCKET}" http://cluster-network/healthz >/dev/null 2>&1; }
 
 component_healthy() {
   local name="$1"
@@ -79,6 +89,7 @@ component_healthy() {
     kube-scheduler) scheduler_healthy ;;
     kwok) kwok_healthy ;;
     pv-recycler) true ;;
+    cluster-network) cluster_network_healthy ;;
     openbao) openbao_healthy && [ -s "${CLUSTER_DIR}/openbao/token" ] ;;
   esac
 }
@@ -87,6 +98,7 @@ wanted_components() {
   local c
   for c in "${COMPONENTS[@]}"; do
     if [ "${c}" = openbao ] && [ "${OPENBAO}" != 1 ]; then continue; fi
+    if [ "${c}" = cluster-network ] && [ "${CLUSTER_NETWORK}" != 1 ]; then continue; fi
     echo "${c}"
   done
 }
@@ -111,6 +123,9 @@ print_summary() {
   if [ "${OPENBAO}" = 1 ]; then
     echo "OpenBao:    $(cat "${CLUSTER_DIR}/openbao/addr")  token file: ${CLUSTER_DIR}/openbao/token"
   fi
+  if [ "${CLUSTER_NETWORK}" = 1 ]; then
+    echo "Network:    ${NETWORK_SOCKET}  routes: ${NETWORK_ROUTES} (hack/cluster/route.sh)"
+  fi
   echo "env:        source ${CLUSTER_DIR}/env"
   local ms=$(( $(date +%s%3N) - T0_MS ))
   printf 'cluster-up: %s in %d.%01ds\n' "$1" $(( ms / 1000 )) $(( ms % 1000 / 100 ))
@@ -121,6 +136,10 @@ all_healthy=1
 for c in $(wanted_components); do
   component_healthy "${c}" || { all_healthy=0; break; }
 done
+if [ "${CLUSTER_NETWORK}" = 1 ] && [ "$(cat "${PID_DIR}/cluster-network.hash" 2>/dev/null)" \
+  != "$(sha256sum "${CFG_DIR}/cluster-network.py" | cut -d' ' -f1)" ]; then
+  all_healthy=0
+fi
 if [ "${all_healthy}" = 1 ] && [ "$(cat "${CLUSTER_DIR}/.setup-hash" 2>/dev/null)" = "$(setup_hash)" ]; then
   log "cluster in ${CLUSTER_DIR} is already up and healthy"
   print_summary "already running"
@@ -287,10 +306,15 @@ restart_if_unhealthy() {
 
 # Network safety: the apiserver reaches "the cluster" (webhooks and APIServices
 # behind Services, kubelet logs/exec, the pod/service proxy) only through this
-# egress selector, which points at a Unix socket that never exists. So it never
-# opens a connection to a pod, service or node address: such calls fail at once
-# instead of sending traffic off the machine.
-cat > "${CLUSTER_DIR}/egress-selector.yaml" <<EOF
+# egress selector: HTTP CONNECT over the Unix socket of the cluster network
+# proxy, which connects a Service's ClusterIP:port to the loopback port of the
+# host process that serves it (network/routes.json) and refuses everything
+# else. Without the proxy (CLUSTER_NETWORK=0) the socket does not exist and
+# every such call fails at once. Nothing is ever sent off the machine.
+mkdir -p "${NETWORK_DIR}"
+chmod 0700 "${NETWORK_DIR}"
+[ -e "${NETWORK_ROUTES}" ] || echo '{}' > "${NETWORK_ROUTES}"
+cat > "${CLUSTER_DIR}/egress-selector.yaml.tmp" <<EOF
 apiVersion: apiserver.k8s.io/v1beta1
 kind: EgressSelectorConfiguration
 egressSelections:
@@ -299,7 +323,7 @@ egressSelections:
     proxyProtocol: HTTPConnect
     transport:
       uds:
-        udsName: ${CLUSTER_DIR}/no-cluster-network.sock
+        udsName: ${NETWORK_SOCKET}
 - name: controlplane
   connection:
     proxyProtocol: Direct
@@ -307,6 +331,18 @@ egressSelections:
   connection:
     proxyProtocol: Direct
 EOF
+if cmp -s "${CLUSTER_DIR}/egress-selector.yaml.tmp" "${CLUSTER_DIR}/egress-selector.yaml"; then
+  rm -f "${CLUSTER_DIR}/egress-selector.yaml.tmp"
+else
+  mv -f "${CLUSTER_DIR}/egress-selector.yaml.tmp" "${CLUSTER_DIR}/egress-selector.yaml"
+  # The apiserver reads it only at start: one started with another file restarts.
+  if pid="$(component_pid kube-apiserver)"; then
+    log "egress selector changed: restarting kube-apiserver (pid ${pid})"
+    signal_component TERM "${pid}"
+    for ((i = 0; i < 200; i++)); do component_pid kube-apiserver >/dev/null || break; sleep 0.1; done
+    if component_pid kube-apiserver >/dev/null; then signal_component KILL "${pid}"; sleep 0.5; fi
+  fi
+fi
 rm -f "${CLUSTER_DIR}/no-cluster-network.sock"
 
 mkdir -p "${CLUSTER_DIR}/etcd"
@@ -324,6 +360,23 @@ start_component etcd "${CLUSTER_ETCD_PORT}" "${BIN_DIR}/etcd" \
   --unsafe-no-fsync \
   --log-level=warn
 wait_for etcd etcd_healthy
+
+if [ "${CLUSTER_NETWORK}" = 1 ]; then
+  restart_if_unhealthy cluster-network
+  # A changed proxy script (e.g. after a pull) is restarted: it has no state but its routes file.
+  net_hash="$(sha256sum "${CFG_DIR}/cluster-network.py" | cut -d' ' -f1)"
+  if pid="$(component_pid cluster-network)" && [ "$(cat "${PID_DIR}/cluster-network.hash" 2>/dev/null)" != "${net_hash}" ]; then
+    log "cluster-network.py changed: restarting cluster-network (pid ${pid})"
+    signal_component TERM "${pid}"
+    for ((i = 0; i < 50; i++)); do component_pid cluster-network >/dev/null || break; sleep 0.1; done
+    if component_pid cluster-network >/dev/null; then signal_component KILL "${pid}"; sleep 0.2; fi
+  fi
+  # It needs the apiserver only when a call comes (to read the Services), so it starts first.
+  start_component cluster-network "" "${CLUSTER_NETWORK_PYTHON}" -u "${CFG_DIR}/cluster-network.py" serve \
+    --socket="${NETWORK_SOCKET}" --routes="${NETWORK_ROUTES}" --server="${API_URL}" \
+    --cacert="${PKI_DIR}/ca.crt" --cert="${PKI_DIR}/admin.crt" --key="${PKI_DIR}/admin.key"
+  echo "${net_hash}" > "${PID_DIR}/cluster-network.hash"
+fi
 
 restart_if_unhealthy kube-apiserver
 start_component kube-apiserver "${CLUSTER_APISERVER_PORT}" "${BIN_DIR}/kube-apiserver" \
@@ -354,6 +407,7 @@ start_component kube-apiserver "${CLUSTER_APISERVER_PORT}" "${BIN_DIR}/kube-apis
   --egress-selector-config-file="${CLUSTER_DIR}/egress-selector.yaml" \
   --profiling=false
 wait_for kube-apiserver apiserver_ready
+if [ "${CLUSTER_NETWORK}" = 1 ]; then wait_for cluster-network cluster_network_healthy; fi
 
 restart_if_unhealthy kube-controller-manager
 start_component kube-controller-manager "${CLUSTER_KCM_PORT}" "${BIN_DIR}/kube-controller-manager" \

@@ -25,9 +25,15 @@ PKI_DIR="${CLUSTER_DIR}/pki"
 LOG_DIR="${CLUSTER_DIR}/logs"
 PID_DIR="${CLUSTER_DIR}/pids"
 KUBECONFIG_ADMIN="${CLUSTER_DIR}/kubeconfig"
+# The cluster network (hack/cluster/cluster-network.py): the apiserver's egress proxy socket and its routes.
+CLUSTER_NETWORK="${CLUSTER_NETWORK:-1}"
+NETWORK_DIR="${CLUSTER_DIR}/network"
+NETWORK_SOCKET="${NETWORK_DIR}/cluster-network.sock"
+NETWORK_ROUTES="${NETWORK_DIR}/routes.json"
+CLUSTER_NETWORK_PYTHON="${CLUSTER_NETWORK_PYTHON:-python3}"
 
 # Start order; cluster-down stops in reverse.
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok pv-recycler openbao)
+COMPONENTS=(etcd cluster-network kube-apiserver kube-controller-manager kube-scheduler kwok pv-recycler openbao)
 
 LOG_T0_MS="$(date +%s%3N)"
 log() {
