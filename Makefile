@@ -11,7 +11,7 @@ export PATH := $(BIN):$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export HELM := $(BIN)/helm
 
-.PHONY: help setup system venv tools node-tools chart chart-docs lint yamllint ansible-lint changelog-lint docs-lint sanity build galaxy-import ee chart-test unit role-tests bad-input leaks molecule test cluster-up cluster-down demo bench clean
+.PHONY: help setup system venv tools node-tools chart chart-docs lint yamllint ansible-lint changelog-lint docs-lint sanity build galaxy-import ee chart-test unit role-tests cluster-test bad-input leaks molecule test cluster-up cluster-down demo bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -90,6 +90,9 @@ unit: ## Unit tests: argument_specs vs defaults, filters, inventories
 role-tests: ## Per-role pytest suites: promtool rules and dashboard, datastores external mode, vault
 	pytest -q $(wildcard tests/observability tests/datastores tests/vault)
 
+cluster-test: ## The hermetic cluster's own tests: the cluster network (APIServices, webhooks, refusals) on the real apiserver
+	pytest -q tests/cluster
+
 bad-input: chart ## The playbooks against broken inventories: each fails before any cluster call
 	pytest -q tests/bad_input
 
@@ -99,7 +102,7 @@ leaks: chart ## site.yml at -vvv (converge, changing run, --check --diff) prints
 molecule: chart ## Every molecule scenario on the hermetic cluster (MOLECULE_CLUSTER=kind for kind)
 	hack/molecule-all.sh
 
-test: setup lint sanity build galaxy-import chart-test unit role-tests bad-input leaks molecule ## Everything CI runs (installs what it needs first)
+test: setup lint sanity build galaxy-import chart-test unit role-tests cluster-test bad-input leaks molecule ## Everything CI runs (installs what it needs first)
 
 cluster-up: ## Start the hermetic test cluster (.cluster/kubeconfig)
 	hack/cluster-up.sh
