@@ -41,7 +41,8 @@ import threading
 import time
 import urllib.request
 
-ROUTE_KEY = re.compile(r"^(?P<ns>[a-z0-9]([-a-z0-9]*[a-z0-9])?)/(?P<svc>[a-z]([-a-z0-9]*[a-z0-9])?):(?P<port>[0-9]{1,5})$")
+ROUTE_KEY = re.compile(
+    r"^(?P<ns>[a-z0-9]([-a-z0-9]*[a-z0-9])?)/(?P<svc>[a-z]([-a-z0-9]*[a-z0-9])?):(?P<port>[0-9]{1,5})$")
 MAX_HEAD = 8192
 DIAL_TIMEOUT = 3.0
 
@@ -72,7 +73,8 @@ def parse_target(value):
 def check_key(key):
     m = ROUTE_KEY.match(key)
     if not m or not 0 < int(m["port"]) < 65536:
-        raise ValueError(f"route {key!r}: expected <namespace>/<service>:<service port>, e.g. keda/keda-operator-metrics-apiserver:443")
+        raise ValueError(f"route {key!r}: expected <namespace>/<service>:<service port>, "
+                         "e.g. keda/keda-operator-metrics-apiserver:443")
     return m["ns"], m["svc"], int(m["port"])
 
 
@@ -181,7 +183,8 @@ class Services:
                 if not ip or ip == "None":
                     continue
                 for p in spec.get("ports", []):
-                    by_addr[(str(ipaddress.ip_address(ip)), p["port"])] = f"{meta['namespace']}/{meta['name']}:{p['port']}"
+                    key = f"{meta['namespace']}/{meta['name']}:{p['port']}"
+                    by_addr[(str(ipaddress.ip_address(ip)), p["port"])] = key
         self.by_addr, self.fetched = by_addr, time.monotonic()
 
     def lookup(self, ip, port):
