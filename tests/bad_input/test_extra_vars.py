@@ -78,7 +78,7 @@ def test_typed_inputs_that_do_not_convert_are_refused_by_name(inventory, role):
 
 @pytest.mark.parametrize("name,value", [("app_replicas", "three"), ("app_gpus_per_pod", "2.5"), ("app_ingress_enabled", "maybe")])
 def test_site_refuses_a_bad_string_before_any_cluster_call(inventory, name, value):
-    """site.yml, all components enabled: the inventory wiring (prerequisites_gpu_* from app_*) names it too."""
+    """site.yml, all components enabled: the app input is named before any cluster call."""
     result = run("site.yml", inventory, ["-e", f"{name}={value}"])
     output = result.stdout + result.stderr
     assert result.returncode != 0
