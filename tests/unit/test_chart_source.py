@@ -35,3 +35,14 @@ def test_archive_dir_wins():
 def test_missing_pieces_fail(name, version, repo):
     with pytest.raises(AnsibleFilterError):
         chart_source(name, version, repo=repo)
+
+
+def test_bundled_chart_is_the_archive_in_the_role_wherever_it_is_evaluated():
+    """The app role's own chart: an absolute path into roles/app/files, the same from any role (common installs it)."""
+    src = chart_source("tensafe", "4.0.0", bundled_in="app")
+    assert src == {"chart_ref": str(PLUGIN.parents[2] / "roles/app/files/tensafe-4.0.0.tgz"), "chart_repo_url": None,
+                   "chart_version": None}
+    assert pathlib.Path(src["chart_ref"]).is_absolute()
+    # A repository or an archive directory set by the user wins over the bundled archive.
+    assert chart_source("tensafe", "4.0.0", repo="https://charts.example.com", bundled_in="app")["chart_ref"] == "tensafe"
+    assert chart_source("tensafe", "4.0.0", archive_dir="/srv/charts", bundled_in="app")["chart_ref"] == "/srv/charts/tensafe-4.0.0.tgz"

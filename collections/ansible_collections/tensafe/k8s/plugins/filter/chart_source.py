@@ -11,14 +11,22 @@ import os.path
 from ansible.errors import AnsibleFilterError
 
 
-def chart_source(name, version, repo="", archive_dir=""):
+# The roles of this collection, for charts bundled in a role's files/ directory.
+ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
+
+
+def chart_source(name, version, repo="", archive_dir="", bundled_in=""):
     """Return the kubernetes.core.helm arguments chart_ref, chart_repo_url and chart_version.
 
     archive_dir wins: air-gapped installs read <archive_dir>/<name>-<version>.tgz (from `helm pull`).
+    bundled_in: without repo and archive_dir, the archive packaged in that role of this collection (roles/<role>/files),
+    an absolute path that does not depend on which role evaluates it.
     """
     if not name or not version:
         raise AnsibleFilterError("chart_source needs a chart name and an exact version, got %r %r" % (name, version))
     repo = (repo or "").strip()
+    if not repo and not archive_dir and bundled_in:
+        archive_dir = os.path.join(ROLES_DIR, bundled_in, "files")
     if archive_dir:
         return {"chart_ref": os.path.join(archive_dir, "%s-%s.tgz" % (name, version)), "chart_repo_url": None, "chart_version": None}
     if repo.startswith("oci://"):
