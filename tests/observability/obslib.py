@@ -38,8 +38,18 @@ _INPUTS_SPEC.loader.exec_module(_INPUTS)
 FILTERS = {f"tensafe.k8s.{name}": f for name, f in _INPUTS.FilterModule().filters().items()}
 
 
+# A default that reads another role's variable: "{{ app_tensafe_release_namespace | default('tensafe') }}".
+_FALLBACK = re.compile(r"^\{\{\s*\w+\s*\|\s*default\((.+)\)\s*\}\}$")
+
+
 def role_defaults() -> dict:
-    return yaml.safe_load((ROLE / "defaults/main.yml").read_text())
+    """The role's defaults as the role sees them alone: a value read from another role takes its fallback."""
+    defaults = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
+    for name, value in defaults.items():
+        match = _FALLBACK.match(value) if isinstance(value, str) else None
+        if match:
+            defaults[name] = yaml.safe_load(match.group(1))
+    return defaults
 
 
 def render_rules(**overrides) -> str:

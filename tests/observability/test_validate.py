@@ -111,13 +111,25 @@ def test_valid_variations_pass(results, case, extra):
 
 
 @pytest.mark.parametrize("inventory", INVENTORIES)
-def test_each_inventory_validates_and_wires_the_app_to_it(results, inventory):
+def test_each_inventory_validates_and_watches_the_app(results, inventory):
+    """The inventory passes validate and the alerts watch the app's release without a wiring line: the role's
+    defaults read app_tensafe_release_namespace / app_tensafe_release_name. (That the app role's defaults read this
+    role's URL, labels and Jaeger address is tests/unit's fallback test.)"""
     result, out = results[inventory]
     assert result.returncode == 0, result.stdout[-3000:]
     w = json.loads(out.read_text())
-    assert w["app_keda_prometheus_url"] == w["observability_prometheus_url"]
-    assert w["app_service_monitor_labels"] == w["observability_service_monitor_labels"] == {"release": "kube-prometheus-stack"}
-    assert w["app_jaeger_enabled"] is True
-    assert (w["app_jaeger_agent_host"], w["app_jaeger_agent_port"]) == (w["observability_jaeger_agent_host"], 6831)
-    # The alerts watch the namespace the app is deployed to.
+    assert w["observability_service_monitor_labels"] == {"release": "kube-prometheus-stack"}
+    assert w["observability_prometheus_url"] == "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
+    assert (w["observability_jaeger_agent_host"], int(w["observability_jaeger_agent_port"])) == ("jaeger.monitoring", 6831)
     assert w["observability_app_namespace"] == w["app_tensafe_release_namespace"]
+    assert w["observability_app_deployment"] == w["app_tensafe_release_name"]
+
+
+def test_app_release_flows_into_the_alerts(tmp_path):
+    """Set only on the app's side, the release namespace and name reach the role (no copy in the inventory)."""
+    out = tmp_path / "wiring.json"
+    result = run(tmp_path, extra={"app_tensafe_release_namespace": "ml-serving", "app_tensafe_release_name": "tensafe-blue"},
+                 wiring_out=out)
+    assert result.returncode == 0, result.stdout[-3000:]
+    w = json.loads(out.read_text())
+    assert (w["observability_app_namespace"], w["observability_app_deployment"]) == ("ml-serving", "tensafe-blue")
