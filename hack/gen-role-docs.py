@@ -7,7 +7,7 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ROLES = ROOT / "collections/ansible_collections/tensafe/k8s/roles"
-ORDER = ["prerequisites", "datastores", "vault", "app", "observability"]
+ORDER = ["prerequisites", "datastores", "vault_server", "vault", "app", "observability"]
 
 
 def cell(value):

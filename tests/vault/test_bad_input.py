@@ -16,15 +16,18 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXTERNAL = {"vault_mode": "external", "vault_token": "not-a-real-token",
             "vault_kubernetes_host": "https://127.0.0.1:6443",
             "vault_kubernetes_ca_cert": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"}
-IN_CLUSTER_HA = {"vault_mode": "in-cluster", "vault_server_dev_mode": False, "vault_init_output_file": "/tmp/vault-init.yml",
-                 "vault_init_encryption_password": "long-enough-password"}
+IN_CLUSTER_HA = {"vault_mode": "in-cluster", "vault_server_dev_mode": False, "vault_server_init_output_file": "/tmp/vault-init.yml",
+                 "vault_server_init_encryption_password": "long-enough-password"}
 
 # (case id, extra group_vars, text the failure must contain); "{vault}" is replaced by the recording Vault's URL.
 CASES = [
-    ("threshold-above-shares", {**IN_CLUSTER_HA, "vault_init_key_shares": 3, "vault_init_key_threshold": 5},
-     "vault_init_key_threshold"),
-    ("threshold-one-of-many-shares", {**IN_CLUSTER_HA, "vault_init_key_shares": 5, "vault_init_key_threshold": 1},
-     "vault_init_key_threshold"),
+    ("threshold-above-shares", {**IN_CLUSTER_HA, "vault_server_init_key_shares": 3, "vault_server_init_key_threshold": 5},
+     "vault_server_init_key_threshold"),
+    ("threshold-one-of-many-shares", {**IN_CLUSTER_HA, "vault_server_init_key_shares": 5, "vault_server_init_key_threshold": 1},
+     "vault_server_init_key_threshold"),
+    # The pre-split names still reach the checks (one more release).
+    ("old-name-threshold-above-shares", {**IN_CLUSTER_HA, "vault_init_key_shares": 3, "vault_init_key_threshold": 5},
+     "vault_server_init_key_threshold"),
     ("external-without-address", {**EXTERNAL, "vault_addr": ""}, "vault_addr"),
     ("external-address-not-a-url", {**EXTERNAL, "vault_addr": "vault.example.com:8200"}, "vault_addr"),
     ("external-without-token", {**EXTERNAL, "vault_addr": "{vault}", "vault_token": ""}, "vault_token"),
@@ -35,19 +38,19 @@ CASES = [
     ("unknown-delivery-mode", {**EXTERNAL, "vault_addr": "{vault}", "vault_delivery_mode": "sealed-secrets"},
      "vault_delivery_mode"),
     ("unknown-vault-mode", {"vault_mode": "hosted"}, "vault_mode"),
-    ("in-cluster-without-init-file", {**IN_CLUSTER_HA, "vault_init_output_file": ""}, "vault_init_output_file"),
-    ("in-cluster-without-password", {**IN_CLUSTER_HA, "vault_init_encryption_password": ""},
-     "vault_init_encryption_password"),
-    ("shares-not-a-number", {**IN_CLUSTER_HA, "vault_init_key_shares": "five"}, "vault_init_key_shares"),
+    ("in-cluster-without-init-file", {**IN_CLUSTER_HA, "vault_server_init_output_file": ""}, "vault_server_init_output_file"),
+    ("in-cluster-without-password", {**IN_CLUSTER_HA, "vault_server_init_encryption_password": ""},
+     "vault_server_init_encryption_password"),
+    ("shares-not-a-number", {**IN_CLUSTER_HA, "vault_server_init_key_shares": "five"}, "vault_server_init_key_shares"),
     ("even-raft-quorum", {**IN_CLUSTER_HA, "vault_server_ha_replicas": 2}, "vault_server_ha_replicas"),
     ("kv-path-with-leading-slash", {**EXTERNAL, "vault_addr": "{vault}", "vault_kv_path": "/tensafe"}, "vault_kv_path"),
     ("database-url-not-postgres", {**EXTERNAL, "vault_addr": "{vault}", "vault_database_url": "mysql://x@y/z"},
      "vault_database_url"),
     ("chart-version-range", {**IN_CLUSTER_HA, "vault_server_chart_version": "^0.34"}, "vault_server_chart_version"),
-    ("init-fallback-in-the-same-directory", {**IN_CLUSTER_HA, "vault_init_output_fallback_file": "/tmp/vault-init-2.yml"},
-     "vault_init_output_fallback_file"),
-    ("init-retry-timeout-negative", {**IN_CLUSTER_HA, "vault_init_output_retry_timeout": -5},
-     "vault_init_output_retry_timeout"),
+    ("init-fallback-in-the-same-directory", {**IN_CLUSTER_HA, "vault_server_init_output_fallback_file": "/tmp/vault-init-2.yml"},
+     "vault_server_init_output_fallback_file"),
+    ("init-retry-timeout-negative", {**IN_CLUSTER_HA, "vault_server_init_output_retry_timeout": -5},
+     "vault_server_init_output_retry_timeout"),
 ]
 
 

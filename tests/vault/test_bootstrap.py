@@ -32,16 +32,18 @@ def run(playbook, extra_vars, tmp_path):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
 
 
-def role_vars(cluster, init_file, **extra):
+def role_vars(cluster, init_file, old_names=False, **extra):
+    """The vault_server role's inputs; old_names: the pre-split vault_init_* names, which work for one more release."""
+    init = "vault_init_" if old_names else "vault_server_init_"
     return {
         "vault_mode": "in-cluster",
-        "vault_addr": cluster.urls[0],
+        "vault_server_addr": cluster.urls[0],
         "vault_server_addresses": cluster.urls,
         "vault_server_ha_replicas": len(cluster.urls),
-        "vault_init_key_shares": SHARES if len(cluster.urls) > 1 else 1,
-        "vault_init_key_threshold": THRESHOLD if len(cluster.urls) > 1 else 1,
-        "vault_init_output_file": str(init_file),
-        "vault_init_encryption_password": PASSWORD,
+        f"{init}key_shares": SHARES if len(cluster.urls) > 1 else 1,
+        f"{init}key_threshold": THRESHOLD if len(cluster.urls) > 1 else 1,
+        f"{init}output_file": str(init_file),
+        f"{init}encryption_password": PASSWORD,
         "vault_server_bootstrap_timeout": 120,
         "tensafe_no_log": True,
         **extra,
@@ -97,10 +99,15 @@ def test_first_run_initialises_hands_over_encrypted_and_unseals_every_server(raf
 
 
 def test_rerun_against_an_unsealed_vault_changes_nothing(raft, state):
-    result = run("bootstrap.yml", role_vars(raft, state["init_file"]), state["dir"])
+    """With the old vault_init_* names: they still work, and the run says which new names replace them."""
+    result = run("bootstrap.yml", role_vars(raft, state["init_file"], old_names=True), state["dir"])
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert recap(output)["changed"] == 0
+    words = " ".join(output.split())  # the callback wraps long messages
+    assert "DEPRECATED:" in words
+    for name in ("key_shares", "key_threshold", "output_file", "encryption_password"):
+        assert f"vault_init_{name} is now vault_server_init_{name}" in words, words[-3000:]
     assert len(re.findall(r"server \d \(http[^)]+\) already unsealed", output)) == 3
     assert "initialised Vault" not in output
 
@@ -112,7 +119,7 @@ def test_configuration_token_is_short_lived_and_revoked(raft, state):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     facts = json.loads(report.read_text())
-    assert facts["policies"] == ["root"] and facts["orphan"] is True
+    assert facts["policies"] == ["root"] and facts["orphan"] is True and facts["short_lived"] is True
     assert 0 < facts["ttl"] <= 15 * 60, facts
     assert facts["status_after_revoke"] == 403
     assert facts["generate_root_in_progress"] is False
@@ -135,11 +142,11 @@ def test_rerun_after_a_restart_unseals_from_the_encrypted_file(raft, state):
 
 
 def test_wrong_password_fails_before_touching_vault(raft, state):
-    result = run("bootstrap.yml", role_vars(raft, state["init_file"], vault_init_encryption_password="not-the-password"),
+    result = run("bootstrap.yml", role_vars(raft, state["init_file"], vault_server_init_encryption_password="not-the-password"),
                  state["dir"])
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "vault_init_encryption_password does not open" in output
+    assert "vault_server_init_encryption_password does not open" in output
 
 
 def test_an_existing_init_file_is_never_overwritten_by_a_new_vault(single, state, tmp_path):

@@ -1,9 +1,9 @@
 """The unseal keys are never lost to a full disk: the bootstrap against a real OpenBao (raft storage, one server)
-with vault_init_output_file on a tiny tmpfs.
+with vault_server_init_output_file on a tiny tmpfs.
 
 (a) room for a small probe but not for the real file: refused before Vault is initialised;
 (b) the disk fills up between the probe and the write (a proxy in front of OpenBao fills it when sys/init passes):
-    the keys go to vault_init_output_fallback_file, the run says so, and a rerun after a restart unseals from there;
+    the keys go to vault_server_init_output_fallback_file, the run says so, and a rerun after a restart unseals from there;
 (c) no fallback: the run says the keys are only in its memory and retries; space freed meanwhile -> stored;
     never freed -> it fails naming each location and its error, and the keys were never printed.
 
@@ -122,9 +122,9 @@ def proxied(single):
 
 
 def bootstrap(proxy, init_file, tmp_path, **extra):
-    variables = role_vars(proxy.single, init_file, vault_init_key_shares=SHARES, vault_init_key_threshold=THRESHOLD,
+    variables = role_vars(proxy.single, init_file, vault_server_init_key_shares=SHARES, vault_server_init_key_threshold=THRESHOLD,
                           **extra)
-    variables.update(vault_addr=proxy.url, vault_server_addresses=[proxy.url])
+    variables.update(vault_server_addr=proxy.url, vault_server_addresses=[proxy.url])
     started = time.monotonic()
     result = run("bootstrap.yml", variables, tmp_path)
     return result, result.stdout + result.stderr, time.monotonic() - started
@@ -157,11 +157,11 @@ def test_disk_filled_after_the_probe_keys_go_to_the_fallback_and_a_rerun_unseals
     fallback_dir.mkdir(mode=0o700)
     fallback = fallback_dir / "vault-init.yml"
     proxied.hooks["on_init"] = lambda: fill(tiny)
-    result, output, _ = bootstrap(proxied, tiny / "vault-init.yml", tmp_path, vault_init_output_fallback_file=str(fallback))
+    result, output, _ = bootstrap(proxied, tiny / "vault-init.yml", tmp_path, vault_server_init_output_fallback_file=str(fallback))
     assert result.returncode == 0, output[-4000:]
     assert not (tiny / "vault-init.yml").exists()
     assert leftovers(tiny) == [] and leftovers(fallback_dir) == ["vault-init.yml"], "temporary files left behind"
-    assert re.search(rf"written encrypted to {re.escape(str(fallback))} \(vault_init_output_fallback_file: "
+    assert re.search(rf"written encrypted to {re.escape(str(fallback))} \(vault_server_init_output_fallback_file: "
                      rf"{re.escape(str(tiny))}/vault-init.yml could not be written: \[Errno 28\] No space left on device",
                      re.sub(r"\s+", " ", output)), output[-4000:]
     assert oct(fallback.stat().st_mode & 0o777) == "0o600"
@@ -176,7 +176,7 @@ def test_disk_filled_after_the_probe_keys_go_to_the_fallback_and_a_rerun_unseals
     proxied.single.stop()
     proxied.single.start()
     assert proxied.single.sealed() == [True]
-    result, output, _ = bootstrap(proxied, tiny / "vault-init.yml", tmp_path, vault_init_output_fallback_file=str(fallback))
+    result, output, _ = bootstrap(proxied, tiny / "vault-init.yml", tmp_path, vault_server_init_output_fallback_file=str(fallback))
     assert result.returncode == 0, output[-4000:]
     assert proxied.single.sealed() == [False]
     assert f"The unseal keys are in {fallback}" in re.sub(r"\s+", " ", output)
@@ -192,7 +192,7 @@ def test_no_fallback_keys_held_in_memory_and_stored_once_space_is_freed(proxied,
 
     proxied.hooks["on_init"] = fill_then_free_later
     try:
-        result, output, _ = bootstrap(proxied, tiny / "vault-init.yml", tmp_path, vault_init_output_retry_timeout=60)
+        result, output, _ = bootstrap(proxied, tiny / "vault-init.yml", tmp_path, vault_server_init_output_retry_timeout=60)
     finally:
         timer.cancel()
     flat = re.sub(r"\s+", " ", output)
@@ -211,7 +211,7 @@ def test_no_fallback_keys_held_in_memory_and_stored_once_space_is_freed(proxied,
 
 def test_no_fallback_and_no_room_fails_naming_where_the_keys_went(proxied, tiny, tmp_path):
     proxied.hooks["on_init"] = lambda: fill(tiny)
-    result, output, _ = bootstrap(proxied, tiny / "vault-init.yml", tmp_path, vault_init_output_retry_timeout=0)
+    result, output, _ = bootstrap(proxied, tiny / "vault-init.yml", tmp_path, vault_server_init_output_retry_timeout=0)
     flat = re.sub(r"\s+", " ", output)
     assert result.returncode != 0
     assert re.search(rf"could not be stored in {re.escape(str(tiny))}/vault-init.yml "
