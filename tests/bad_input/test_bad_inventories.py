@@ -44,7 +44,7 @@ CASES = [
 
 
 def test_the_valid_inventory_passes_validation_without_cluster_calls(inventory):
-    result = run("validate.yml", inventory)
+    result = run(SITE, inventory, ["--tags", "validate"])
     assert result.returncode == 0, result.stdout[-3000:]
     assert Recorder.requests == []
 

@@ -1,8 +1,8 @@
 """Inputs typed int, bool or float in argument_specs, given as key=value extra vars (always strings).
 
 Ansible's argument-spec validation accepts '3' for an int and refuses 'three'; the roles must agree: the string
-form of a valid value passes the whole validate play, and a value that does not convert is refused before any
-cluster call, naming the variable. The cases come from every role's argument_specs, so a new variable is covered
+form of a valid value passes `site.yml --tags validate` (the input checks only), and a value that does not convert
+is refused before any cluster call, naming the variable. The cases come from every role's argument_specs, so a new variable is covered
 without touching this file. No cluster: the kubeconfig points at the recording API (tests/recording_api.py).
 """
 import shlex
@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from recording_api import Recorder
-from badinput import COMPONENTS, ROLES, ROOT, run
+from badinput import COMPONENTS, ROLES, ROOT, SITE, run
 
 KINDS = ("int", "bool", "float")
 NOT_A = {"int": "three", "bool": "maybe", "float": "lots"}
@@ -56,9 +56,9 @@ def test_every_role_has_typed_inputs():
 def test_typed_inputs_as_key_value_strings_pass_validation(inventory):
     """All typed inputs of all roles at once, each as the string a user types after -e."""
     pairs = {name: local_value(name, spec) for options in TYPED.values() for name, spec in options.items()}
-    result = run("validate.yml", inventory, ["-e", extra_vars(pairs)])
+    result = run(SITE, inventory, ["--tags", "validate", "-e", extra_vars(pairs)])
     output = result.stdout + result.stderr
-    assert result.returncode == 0, f"validate.yml refused valid key=value strings:\n{output[-4000:]}"
+    assert result.returncode == 0, f"--tags validate refused valid key=value strings:\n{output[-4000:]}"
     assert Recorder.requests == []
 
 
@@ -68,9 +68,9 @@ def test_typed_inputs_that_do_not_convert_are_refused_by_name(inventory, role):
     pairs = {name: NOT_A[spec["type"]] for name, spec in TYPED[role].items()}
     # Only this role is validated, so its argument-spec check reports all of them at once.
     pairs.update({f"tensafe_{c}_enabled": "true" if c == role else "false" for c in TYPED})
-    result = run("validate.yml", inventory, ["-e", extra_vars(pairs)])
+    result = run(SITE, inventory, ["--tags", "validate", "-e", extra_vars(pairs)])
     output = result.stdout + result.stderr
-    assert result.returncode != 0, f"{role}: validate.yml accepted {pairs}"
+    assert result.returncode != 0, f"{role}: --tags validate accepted {pairs}"
     missing = [name for name in TYPED[role] if name not in output]
     assert not missing, f"{role}: the refusal does not name {missing}:\n{output[-4000:]}"
     assert Recorder.requests == [], f"{role}: the cluster was called before the refusal: {Recorder.requests}"
@@ -78,7 +78,7 @@ def test_typed_inputs_that_do_not_convert_are_refused_by_name(inventory, role):
 
 @pytest.mark.parametrize("name,value", [("app_replicas", "three"), ("app_gpus_per_pod", "2.5"), ("app_ingress_enabled", "maybe")])
 def test_site_refuses_a_bad_string_before_any_cluster_call(inventory, name, value):
-    """site.yml, all components enabled: the app input is named before any cluster call."""
+    """site.yml, all components enabled, a full run: refused by name before any cluster call."""
     result = run("site.yml", inventory, ["-e", f"{name}={value}"])
     output = result.stdout + result.stderr
     assert result.returncode != 0
