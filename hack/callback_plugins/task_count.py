@@ -3,8 +3,8 @@
 Not part of the collection. Enable it next to the normal output with
     ANSIBLE_CALLBACK_PLUGINS=hack/callback_plugins ANSIBLE_CALLBACKS_ENABLED=task_count TASK_COUNT_FILE=out.json
 and it writes one JSON document at the end of the run:
-    {"tasks": [{"role", "task", "path", "action", "status", "seconds"}...],   # one entry per task and host
-     "includes": <number of include_tasks/include_role/import files processed>}
+    {"tasks": [{"role", "task", "path", "action", "status", "seconds"}...],   # one per task and host, includes too
+     "includes": <number of files included>}
 status is ok, changed, failed, unreachable or skipped (a loop whose items were all skipped is skipped).
 """
 import json
