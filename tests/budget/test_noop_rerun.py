@@ -9,8 +9,8 @@ must change nothing. The rerun is counted two ways:
 - Kubernetes API reads: the API server's audit log (hack/cluster-up.sh logs the admin user's requests) between the
   rerun's start and end. A read the run already made is waste: every GET/LIST of the playbook's own API client
   (kubernetes.core k8s, k8s_info, lookups) must be made once at most. Helm's reads of its release records belong to
-  kubernetes.core.helm, which lists a release's records in each helm command it runs: they are budgeted per release
-  (HELM_READS_PER_RELEASE), so a second Helm call for a release (a helm_info next to the helm upgrade) fails.
+  kubernetes.core.helm: a no-op call lists the release's records once (helm_info: 4 times), so they are budgeted
+  per release (HELM_READS_PER_RELEASE = 1): a second Helm call for a release (a helm_info next to the upgrade) fails.
 The stack is removed afterwards when the test created it. Counts and per-role seconds are printed (pytest -s).
 """
 import collections
@@ -35,7 +35,7 @@ import run_stats  # noqa: E402  (hack/ is not a package)
 
 # Issue 8's targets. The lead lowers nothing here: a change that needs more work per run says why in its review.
 TASK_BUDGET = int(os.environ.get("BUDGET_TASKS", "60"))
-HELM_READS_PER_RELEASE = int(os.environ.get("BUDGET_HELM_READS_PER_RELEASE", "3"))
+HELM_READS_PER_RELEASE = int(os.environ.get("BUDGET_HELM_READS_PER_RELEASE", "1"))
 # The roles are being restructured to meet these (issue 8); until that is merged the budget cannot hold.
 NOT_YET = pytest.mark.xfail(strict=False, reason="issue 8: the roles' restructuring brings the no-op rerun within "
                                                  "budget; flip to a plain test when it is merged")
@@ -136,6 +136,8 @@ def rerun(tmp_path_factory):
         print(f"no-op rerun: {seconds:.0f}s\n{run_stats.summary(tasks, requests)}")
         yield Rerun(re.findall(r"^localhost\s+:.*$", result.stdout, re.M), tasks, requests)
     finally:
+        if os.environ.get("BUDGET_KEEP_STACK"):  # iterating on the budget: the next converge is then a rerun too
+            created, vault_absent = [], []
         for release in json.loads(sh("helm", "list", "-A", "-o", "json").stdout):
             if release["namespace"] in created:
                 sh("helm", "uninstall", release["name"], "-n", release["namespace"], "--wait", check=False)
@@ -178,15 +180,23 @@ def test_no_api_object_read_twice(rerun):
 
 @NOT_YET
 def test_helm_reads_each_release_once(rerun):
-    reads = collections.Counter()
+    """A no-op kubernetes.core.helm lists the release's records once and the namespace's releases once (measured on
+    the hermetic cluster); helm_info lists the records 4 times. So: one records read per release, and per namespace
+    no more release listings than releases."""
+    records, listings = collections.Counter(), collections.Counter()
     for r in rerun.requests:
-        if r["agent"] == "Helm" and r["verb"] in run_stats.READ_VERBS:
-            query = urllib.parse.parse_qs(urllib.parse.urlsplit(r["uri"]).query)
-            labels = dict(item.split("=", 1) for item in ",".join(query.get("labelSelector", [])).split(",")
-                          if "=" in item)
-            reads[(r["uri"].split("/")[4] if r["uri"].startswith("/api/v1/namespaces/") else "-",
-                   labels.get("name", "(all)"))] += 1
-    over = {key: n for key, n in reads.items() if n > HELM_READS_PER_RELEASE}
-    assert not over, (f"Helm read these release records more than one kubernetes.core.helm call does "
-                      f"({HELM_READS_PER_RELEASE}):\n" + "\n".join(f"  {n}x {ns}/{name}" for (ns, name), n in
-                                                                  sorted(over.items())))
+        if r["agent"] != "Helm" or r["verb"] not in run_stats.READ_VERBS or "/secrets" not in r["uri"]:
+            continue
+        namespace = r["uri"].split("/")[4]
+        selector = urllib.parse.parse_qs(urllib.parse.urlsplit(r["uri"]).query).get("labelSelector", [""])[0]
+        labels = dict(item.split("=", 1) for item in selector.split(",") if "=" in item)
+        if "name" in labels:
+            records[(namespace, labels["name"])] += 1
+        else:
+            listings[namespace] += 1
+    releases = collections.Counter(namespace for namespace, _ in records)
+    over = [f"  {n}x the records of {ns}/{name}" for (ns, name), n in sorted(records.items())
+            if n > HELM_READS_PER_RELEASE]
+    over += [f"  {n}x the releases of {ns} ({releases[ns]} release(s) there)" for ns, n in sorted(listings.items())
+             if n > max(releases[ns], 1) * HELM_READS_PER_RELEASE]
+    assert not over, "Helm read more than one kubernetes.core.helm call per release does:\n" + "\n".join(over)
