@@ -5,6 +5,11 @@ Per run: a full converge of playbooks/site.yml with inventories/local on a clean
 (must report changed=0), then the same Helm releases (same charts, same values, same order) uninstalled and
 applied with plain `helm upgrade --install --wait` back-to-back, twice (fresh, then no-op). Charts out of
 reach from here are replaced by the stand-ins in tests/fixtures/charts, for both sides alike.
+
+Printed: the four timings (mean ± stdev over BENCH_RUNS runs), the ratios against issue 8's targets (no-op rerun
+<= 2.0x the plain helm no-op loop, converge <= 1.5x the plain helm install loop), and where the time goes: the tasks
+executed (not skipped) and the seconds per role of the converge and of the rerun (hack/callback_plugins/task_count.py),
+and the rerun's Kubernetes API requests (the hermetic cluster's audit log, hack/run_stats.py).
 """
 import json
 import os
@@ -18,7 +23,10 @@ import time
 
 import yaml
 
+import run_stats
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+TARGETS = {"converge / helm": 1.5, "rerun / helm no-op": 2.0}  # issue 8
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 KUBECONFIG = ROOT / ".cluster/kubeconfig"
 FIXTURES = ROOT / "tests/fixtures/charts"
@@ -35,9 +43,10 @@ def sh(*cmd, check=True):
     return subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, check=check)
 
 
-def timed(*cmd):
+def timed(*cmd, tasks_file=None):
     start = time.monotonic()
-    result = sh(*cmd, check=False)
+    extra = run_stats.callback_env(tasks_file) if tasks_file else {}
+    result = subprocess.run(cmd, cwd=ROOT, env=dict(ENV, **extra), capture_output=True, text=True, check=False)
     if result.returncode:
         sys.exit(f"bench: {' '.join(cmd[:3])} failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}")
     return time.monotonic() - start, result.stdout
@@ -106,15 +115,34 @@ def plain_helm(plan):
     return time.monotonic() - start
 
 
+def role_table(label, runs):
+    """Per role: tasks executed and mean seconds over the runs' task records."""
+    roles = sorted({role for tasks in runs for role in run_stats.per_role(tasks)})
+    lines = [f"  {label}: {statistics.mean(len(run_stats.executed(t)) for t in runs):.0f} tasks executed "
+             f"(not skipped), {statistics.mean(len(t) - len(run_stats.executed(t)) for t in runs):.0f} skipped"]
+    rows = []
+    for role in roles:
+        counts = [run_stats.per_role(t).get(role, (0, 0.0)) for t in runs]
+        rows.append((statistics.mean(c[1] for c in counts), role, statistics.mean(c[0] for c in counts)))
+    for seconds, role, count in sorted(rows, reverse=True):
+        lines.append(f"    {role:16} {count:4.0f} tasks {seconds:7.1f}s")
+    return "\n".join(lines)
+
+
 def main():
     sh("hack/cluster-up.sh")
     varfile, standins = bench_vars()
     site = ("ansible-playbook", "playbooks/site.yml", "-i", "inventories/local", "-e", f"@{varfile}")
-    rows = []
+    rows, converge_tasks, rerun_tasks, rerun_requests = [], [], [], []
+    tasks_file = ROOT / ".cluster/bench-tasks.json"
     for run in range(1, RUNS + 1):
         clean_slate()
-        converge, _ = timed(*site)
-        rerun, out = timed(*site)
+        converge, _ = timed(*site, tasks_file=tasks_file)
+        converge_tasks.append(run_stats.load_tasks(tasks_file))
+        mark = run_stats.AuditMark()
+        rerun, out = timed(*site, tasks_file=tasks_file)
+        rerun_tasks.append(run_stats.load_tasks(tasks_file))
+        rerun_requests.append(mark.requests())
         changed = [int(n) for n in re.findall(r"changed=(\d+)", out)]
         if any(changed):
             sys.exit(f"bench: the rerun reported changed={changed}: not idempotent")
@@ -129,7 +157,8 @@ def main():
         helm_rerun = plain_helm(plan)
         rows.append((converge, rerun, helm_fresh, helm_rerun))
         print(f"run {run}: converge {converge:.1f}s  rerun {rerun:.1f}s  helm {helm_fresh:.1f}s  "
-              f"helm no-op {helm_rerun:.1f}s  ({len(plan)} releases)", flush=True)
+              f"helm no-op {helm_rerun:.1f}s  ({len(plan)} releases; load average {os.getloadavg()[0]:.1f})",
+              flush=True)
 
     def stat(values):
         mean = statistics.mean(values)
@@ -147,7 +176,16 @@ def main():
     }
     for label, values in ratios.items():
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
-        print(f"  {label:20} {statistics.mean(values):5.2f} ± {spread:.2f}")
+        mean = statistics.mean(values)
+        target = TARGETS.get(label)
+        verdict = f"  target <= {target:.1f}: {'met' if mean <= target else 'MISSED'}" if target else ""
+        print(f"  {label:20} {mean:5.2f} ± {spread:.2f}{verdict}")
+    print("\nWhere the time goes (mean per run; seconds are the tasks' own, includes and play overhead aside):")
+    print(role_table("converge", converge_tasks))
+    print(role_table("no-op rerun", rerun_tasks))
+    if all(r is not None for r in rerun_requests):
+        print("\nThe last no-op rerun's Kubernetes API requests (audit log):")
+        print("\n".join("  " + line for line in run_stats.summary([], rerun_requests[-1]).splitlines()[1:]))
 
 
 if __name__ == "__main__":

@@ -345,6 +345,20 @@ else
 fi
 rm -f "${CLUSTER_DIR}/no-cluster-network.sock"
 
+# Audit log of what the admin kubeconfig (the playbooks, helm, kubectl) asks, at Metadata level: the budget
+# test (tests/budget) counts the API reads of a no-op rerun in it. Controllers, scheduler and kwok are not logged.
+cat > "${CLUSTER_DIR}/audit-policy.yaml" <<EOF
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: None
+  verbs: [watch]
+- level: Metadata
+  users: [kubernetes-admin]
+- level: None
+EOF
+
 mkdir -p "${CLUSTER_DIR}/etcd"
 restart_if_unhealthy etcd
 start_component etcd "${CLUSTER_ETCD_PORT}" "${BIN_DIR}/etcd" \
@@ -405,6 +419,10 @@ start_component kube-apiserver "${CLUSTER_APISERVER_PORT}" "${BIN_DIR}/kube-apis
   --service-cluster-ip-range="${SERVICE_CIDR}" \
   --endpoint-reconciler-type=none \
   --egress-selector-config-file="${CLUSTER_DIR}/egress-selector.yaml" \
+  --audit-policy-file="${CLUSTER_DIR}/audit-policy.yaml" \
+  --audit-log-path="${LOG_DIR}/audit.log" \
+  --audit-log-maxsize=200 \
+  --audit-log-maxbackup=1 \
   --profiling=false
 wait_for kube-apiserver apiserver_ready
 if [ "${CLUSTER_NETWORK}" = 1 ]; then wait_for cluster-network cluster_network_healthy; fi
