@@ -77,7 +77,7 @@ mod_info_time() { (cd "$1" && "${GO}" list -m -f '{{if .Time}}{{.Time.UTC.Format
 
 # req_version <module dir> <module path>: the version a pin-only go.mod requires (no module graph loaded)
 req_version() {
-  (cd "$1" && GOFLAGS= "${GO}" mod edit -json) \
+  (cd "$1" && GOFLAGS="" "${GO}" mod edit -json) \
     | awk -v m="\"$2\"," '$1 == "\"Path\":" && $2 == m { getline; gsub(/[",]/, "", $2); print $2; exit }'
 }
 
@@ -186,11 +186,14 @@ upstream_src() {
   want="$(sha256sum "${MOD_DIR}/go.sum" | cut -d' ' -f1)"
   if [ "$(cat "${dir}/.tensafe-src" 2>/dev/null)" = "${want}" ]; then echo "${dir}"; return 0; fi
   rm -rf "${dir}"; mkdir -p "${dir}"
-  for m in "${UPSTREAM}" ${SUBMODS:+$(printf "${UPSTREAM}/%s " ${SUBMODS})}; do
+  local mods=("${UPSTREAM}")
+  for m in ${SUBMODS}; do mods+=("${UPSTREAM}/${m}"); done
+  for m in "${mods[@]}"; do
     mv="$(req_version "${MOD_DIR}" "${m}")"
     [ -n "${mv}" ] || { log "${tool}: no 'require ${m}' in ${MOD_DIR}/go.mod"; return 1; }
     # Outside any module (no go.mod in /): GOFLAGS=-mod=mod is not allowed there.
-    json="$(cd / && GOFLAGS= "${GO}" mod download -json "${m}@${mv}")" || { log "${tool}: go mod download ${m}@${mv} failed"; return 1; }
+    json="$(cd / && GOFLAGS="" "${GO}" mod download -json "${m}@${mv}")" \
+      || { log "${tool}: go mod download ${m}@${mv} failed"; return 1; }
     mdir="$(printf '%s\n' "${json}" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
     sum="$(printf '%s\n' "${json}" | sed -n 's/^\t"Sum": "\(.*\)",$/\1/p')"
     pinned="$(awk -v m="${m}" -v v="${mv}" '$1 == m && $2 == v { print $3 }' "${MOD_DIR}/go.sum")"

@@ -33,6 +33,9 @@ KEDA_CERT_DIR="${OPERATORS_DIR}/keda/certs"
 KEDA_SECRET=kedaorg-certs
 PROM_OP_SERVICE="${CLUSTER_PROMETHEUS_OPERATOR_SERVICE:-monitoring/kube-prometheus-stack-operator}"
 PROM_OP_CERT_DIR="${OPERATORS_DIR}/prometheus-operator/certs"
+# The operator enables its Prometheus/Alertmanager/... controllers only for CRDs installed when it starts: apply
+# the ones of the chart it comes with first (helm skips CRDs that exist when the chart is installed later).
+PROM_OP_CRDS_CHART="${CLUSTER_PROMETHEUS_OPERATOR_CRDS_CHART:-${ROOT}/../shared/charts/kube-prometheus-stack-88.3.0.tgz}"
 
 # operator_port <what>: the loopback port of one listener
 operator_port() {
@@ -177,6 +180,16 @@ start_prometheus_operator() {
   operator_pki "${PROM_OP_CERT_DIR}" hermetic-prometheus-operator-ca hermetic prometheus-operator "$(svc_names "${svc}" "${ns}")"
   if [ "${CLUSTER_NETWORK}" = 1 ]; then
     "${ROOT}/hack/cluster/route.sh" add "${ns}/${svc}:443" "$(operator_port prometheus-operator)" >/dev/null
+  fi
+  if [ -f "${PROM_OP_CRDS_CHART}" ]; then
+    local tmp; tmp="$(mktemp -d)"
+    tar -xzf "${PROM_OP_CRDS_CHART}" -C "${tmp}" --wildcards '*/charts/crds/crds/*.yaml'
+    kubectl apply --server-side --force-conflicts --field-manager=hermetic-cluster-up-operators \
+      -f "${tmp}"/*/charts/crds/crds/ >/dev/null
+    kubectl wait --for=condition=Established --timeout="${TIMEOUT}s" -f "${tmp}"/*/charts/crds/crds/ >/dev/null
+    rm -rf "${tmp}"
+  else
+    log "WARNING: ${PROM_OP_CRDS_CHART} not found: the Prometheus Operator runs only the controllers whose CRDs exist now"
   fi
   restart_if_unhealthy prometheus-operator
   # No kubeconfig flag: the operator takes the apiserver address and the client certificate of the same user.
