@@ -11,6 +11,16 @@
 #   tools/kwok        kwok                       (sigs.k8s.io/kwok)
 #   tools/promtool    promtool                   (github.com/prometheus/prometheus)
 #
+# Operators of the hermetic cluster, built only when named (BUILD_TOOLS_ONLY, or
+# `make operators`), never by default:
+#   tools/keda                 keda-operator keda-adapter keda-webhooks
+#                                                (github.com/kedacore/keda/v2)
+#   tools/prometheus-operator  prometheus-operator
+#                                                (github.com/prometheus-operator/prometheus-operator)
+# These are built inside a copy of their own upstream module (TOOLS_SRC), so
+# their replace directives apply; tools/<name>/go.mod pins the version and
+# go.sum the module zip's hash, checked against what the proxy serves.
+#
 # A tool is skipped when bin/<tool> exists and bin/.stamp-<tool> matches a hash of
 # its go.mod, go.sum, package, tags, ldflags and Go version, so re-runs are cheap.
 # Built binaries are also kept in TOOLS_CACHE (default ~/.cache/tensafe-k8s-tools,
@@ -18,14 +28,16 @@
 # instead of rebuilding.
 #
 # Environment:
-#   BUILD_TOOLS_ONLY="helm kubectl"  build only these tools (default: all, helm and
-#                                    kubectl first)
+#   BUILD_TOOLS_ONLY="helm kubectl"  build only these tools (default: all but the
+#                                    operators, helm and kubectl first);
+#                                    BUILD_TOOLS_ONLY="keda prometheus-operator" the operators
 #   BIN_DIR=bin                      output directory (default: <repo>/bin)
 #   GO=/usr/local/go/bin/go          Go toolchain (default: go on PATH, else /usr/local/go/bin/go)
 #   GO_BUILD_P=2                     go build -p (parallel compile jobs)
 #   FORCE=1                          rebuild even when the stamp matches (and skip TOOLS_CACHE)
 #   TOOLS_CACHE=~/.cache/tensafe-k8s-tools  binary cache dir; TOOLS_CACHE= (empty) disables it
-#   GOPROXY / GOMODCACHE / GOCACHE   honoured as usual
+#   TOOLS_SRC=~/.cache/tensafe-k8s-tools-src  where the operators' upstream modules are copied to build
+#   GOPROXY / GOMODCACHE / GOCACHE / GOMAXPROCS  honoured as usual
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,6 +46,9 @@ case "${BIN_DIR}" in /*) ;; *) BIN_DIR="${ROOT}/${BIN_DIR}" ;; esac
 GO_BUILD_P="${GO_BUILD_P:-2}"
 TOOLS_CACHE="${TOOLS_CACHE-${XDG_CACHE_HOME:-${HOME}/.cache}/tensafe-k8s-tools}"
 ALL_TOOLS="helm kubectl kube-apiserver kube-controller-manager kube-scheduler etcd kwok promtool"
+# Built only when named in BUILD_TOOLS_ONLY (make operators); not part of `make setup`/`make tools`.
+OPERATOR_TOOLS="keda prometheus-operator"
+TOOLS_SRC="${TOOLS_SRC:-${XDG_CACHE_HOME:-${HOME}/.cache}/tensafe-k8s-tools-src}"
 TOOLS="${BUILD_TOOLS_ONLY:-${ALL_TOOLS}}"
 
 if [ -z "${GO:-}" ]; then
@@ -60,11 +75,22 @@ mod_version() { (cd "$1" && "${GO}" list -m -f '{{.Version}}' "$2"); }
 # mod_info_time <module dir> <module path>: commit time of the version (for buildDate)
 mod_info_time() { (cd "$1" && "${GO}" list -m -f '{{if .Time}}{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}' "$2"); }
 
-# tool_spec <tool>: sets MOD_DIR PKG TAGS LDFLAGS
+# req_version <module dir> <module path>: the version a pin-only go.mod requires (no module graph loaded)
+req_version() {
+  (cd "$1" && GOFLAGS="" "${GO}" mod edit -json) \
+    | awk -v m="\"$2\"," '$1 == "\"Path\":" && $2 == m { getline; gsub(/[",]/, "", $2); print $2; exit }'
+}
+
+# tool_spec <tool>: sets MOD_DIR PKG TAGS LDFLAGS OUTS, and for the operators UPSTREAM
+# (the upstream module, built in its own directory) and SUBMODS (modules its go.mod
+# replaces with directories under it). PKG is then "<package>:<binary> ...".
 tool_spec() {
   local tool="$1" v t
   LDFLAGS="-s -w"
   TAGS=""
+  OUTS="${tool}"
+  UPSTREAM=""
+  SUBMODS=""
   case "${tool}" in
     helm)
       MOD_DIR="${ROOT}/tools/helm"; PKG="helm.sh/helm/v3/cmd/helm"
@@ -119,7 +145,27 @@ tool_spec() {
       LDFLAGS+=" -X github.com/prometheus/common/version.BuildUser=tensafe-build-tools"
       LDFLAGS+=" -X github.com/prometheus/common/version.BuildDate=${t}"
       ;;
-    *) echo "build-tools: unknown tool '${tool}' (known: ${ALL_TOOLS})" >&2; return 1 ;;
+    keda)
+      MOD_DIR="${ROOT}/tools/keda"; UPSTREAM="github.com/kedacore/keda/v2"
+      PKG="./cmd/operator:keda-operator ./cmd/adapter:keda-adapter ./cmd/webhooks:keda-webhooks"
+      OUTS="keda-operator keda-adapter keda-webhooks"
+      v="$(req_version "${MOD_DIR}" "${UPSTREAM}")"
+      # As KEDA's Makefile stamps them.
+      LDFLAGS+=" -X=github.com/kedacore/keda/v2/version.GitCommit=${v}"
+      LDFLAGS+=" -X=github.com/kedacore/keda/v2/version.Version=${v#v}"
+      ;;
+    prometheus-operator)
+      MOD_DIR="${ROOT}/tools/prometheus-operator"; UPSTREAM="github.com/prometheus-operator/prometheus-operator"
+      SUBMODS="pkg/apis/monitoring pkg/client"
+      PKG="./cmd/operator:prometheus-operator"
+      v="$(req_version "${MOD_DIR}" "${UPSTREAM}")"
+      # As the operator's Makefile stamps them.
+      LDFLAGS+=" -X github.com/prometheus/common/version.Version=${v#v}"
+      LDFLAGS+=" -X github.com/prometheus/common/version.Revision=${v}"
+      LDFLAGS+=" -X github.com/prometheus/common/version.Branch=HEAD"
+      LDFLAGS+=" -X github.com/prometheus/common/version.BuildUser=tensafe-build-tools"
+      ;;
+    *) echo "build-tools: unknown tool '${tool}' (known: ${ALL_TOOLS} ${OPERATOR_TOOLS})" >&2; return 1 ;;
   esac
 }
 
@@ -129,54 +175,127 @@ stamp_of() {
   } | sha256sum | cut -d' ' -f1
 }
 
+# upstream_src <tool>: copy the pinned upstream module (and the SUBMODS it replaces
+# with local directories) out of the module cache into TOOLS_SRC, writable; checks
+# each zip's hash against tools/<tool>/go.sum. Prints the directory.
+upstream_src() {
+  local tool="$1" v dir want m mv json mdir sum pinned
+  v="$(req_version "${MOD_DIR}" "${UPSTREAM}")"
+  [ -n "${v}" ] || { log "${tool}: no 'require ${UPSTREAM}' in ${MOD_DIR}/go.mod"; return 1; }
+  dir="${TOOLS_SRC}/${tool}-${v}"
+  want="$(sha256sum "${MOD_DIR}/go.sum" | cut -d' ' -f1)"
+  if [ "$(cat "${dir}/.tensafe-src" 2>/dev/null)" = "${want}" ]; then echo "${dir}"; return 0; fi
+  rm -rf "${dir}"; mkdir -p "${dir}"
+  local mods=("${UPSTREAM}")
+  for m in ${SUBMODS}; do mods+=("${UPSTREAM}/${m}"); done
+  for m in "${mods[@]}"; do
+    mv="$(req_version "${MOD_DIR}" "${m}")"
+    [ -n "${mv}" ] || { log "${tool}: no 'require ${m}' in ${MOD_DIR}/go.mod"; return 1; }
+    # Outside any module (no go.mod in /): GOFLAGS=-mod=mod is not allowed there.
+    json="$(cd / && GOFLAGS="" "${GO}" mod download -json "${m}@${mv}")" \
+      || { log "${tool}: go mod download ${m}@${mv} failed"; return 1; }
+    mdir="$(printf '%s\n' "${json}" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+    sum="$(printf '%s\n' "${json}" | sed -n 's/^\t"Sum": "\(.*\)",$/\1/p')"
+    pinned="$(awk -v m="${m}" -v v="${mv}" '$1 == m && $2 == v { print $3 }' "${MOD_DIR}/go.sum")"
+    if [ -z "${pinned}" ] || [ "${sum}" != "${pinned}" ]; then
+      log "${tool}: ${m}@${mv} has hash '${sum}', tools/${tool}/go.sum pins '${pinned}'"; return 1
+    fi
+    if [ "${m}" = "${UPSTREAM}" ]; then
+      cp -r "${mdir}/." "${dir}/"
+    else
+      mkdir -p "${dir}/${m#"${UPSTREAM}"/}"; cp -r "${mdir}/." "${dir}/${m#"${UPSTREAM}"/}/"
+    fi
+  done
+  chmod -R u+w "${dir}"
+  echo "${want}" > "${dir}/.tensafe-src"
+  echo "${dir}"
+}
+
+# go_build <tmp out dir>: build the tool's packages into that dir (named as OUTS)
+go_build() {
+  local tmp="$1" src p pkgs=() pair
+  if [ -z "${UPSTREAM}" ]; then
+    (cd "${MOD_DIR}" && "${TIME[@]}" "${GO}" build -p "${GO_BUILD_P}" -trimpath \
+        ${TAGS:+-tags "${TAGS}"} -ldflags "${LDFLAGS}" -o "${tmp}/${OUTS}" "${PKG}")
+    return
+  fi
+  src="$(upstream_src "${tool}")" || return 1
+  for pair in ${PKG}; do pkgs+=("${pair%%:*}"); done
+  # -mod=readonly: the upstream go.mod/go.sum are used as published, never edited.
+  (cd "${src}" && GOFLAGS=-mod=readonly "${TIME[@]}" "${GO}" build -p "${GO_BUILD_P}" -trimpath \
+      ${TAGS:+-tags "${TAGS}"} -ldflags "${LDFLAGS}" -o "${tmp}/" "${pkgs[@]}") || return 1
+  for pair in ${PKG}; do
+    p="${pair%%:*}"; mv -f "${tmp}/${p##*/}" "${tmp}/${pair##*:}"
+  done
+}
+
+all_outs_current() { # all_outs_current <stamp>
+  local o
+  for o in ${OUTS}; do
+    [ -x "${BIN_DIR}/${o}" ] && [ "$(cat "${BIN_DIR}/.stamp-${o}" 2>/dev/null)" = "$1" ] || return 1
+  done
+}
+all_outs_cached() { # all_outs_cached <stamp>
+  local o
+  [ -n "${TOOLS_CACHE}" ] || return 1
+  for o in ${OUTS}; do [ -x "${TOOLS_CACHE}/${o}-$1" ] || return 1; done
+}
+cache_put() { # cache_put <stamp>: keep one version per binary in TOOLS_CACHE
+  local o
+  [ -n "${TOOLS_CACHE}" ] && mkdir -p "${TOOLS_CACHE}" 2>/dev/null || return 0
+  for o in ${OUTS}; do
+    [ -x "${TOOLS_CACHE}/${o}-$1" ] && continue
+    rm -f "${TOOLS_CACHE}/${o}-"*
+    if cp -f "${BIN_DIR}/${o}" "${TOOLS_CACHE}/${o}-$1.tmp"; then mv -f "${TOOLS_CACHE}/${o}-$1.tmp" "${TOOLS_CACHE}/${o}-$1"; fi
+  done
+}
+
 SUMMARY=()
 total_start=$(date +%s)
 for tool in ${TOOLS}; do
   tool_spec "${tool}"
   want="$(stamp_of)"
-  out="${BIN_DIR}/${tool}"
-  stamp="${BIN_DIR}/.stamp-${tool}"
-  if [ -z "${FORCE:-}" ] && [ -x "${out}" ] && [ "$(cat "${stamp}" 2>/dev/null)" = "${want}" ]; then
+  if [ -z "${FORCE:-}" ] && all_outs_current "${want}"; then
     log "${tool}: up to date"
-    if [ -n "${TOOLS_CACHE}" ] && [ ! -x "${TOOLS_CACHE}/${tool}-${want}" ] && mkdir -p "${TOOLS_CACHE}" 2>/dev/null; then
-      rm -f "${TOOLS_CACHE}/${tool}-"*
-      if cp -f "${out}" "${TOOLS_CACHE}/${tool}-${want}.tmp"; then mv -f "${TOOLS_CACHE}/${tool}-${want}.tmp" "${TOOLS_CACHE}/${tool}-${want}"; fi
-    fi
+    cache_put "${want}"
     SUMMARY+=("${tool}: up to date")
     continue
   fi
-  cached="${TOOLS_CACHE:+${TOOLS_CACHE}/${tool}-${want}}"
-  if [ -z "${FORCE:-}" ] && [ -n "${cached}" ] && [ -x "${cached}" ]; then
-    cp -f "${cached}" "${out}.tmp" && mv -f "${out}.tmp" "${out}"
-    echo "${want}" > "${stamp}"
-    log "${tool}: copied from ${cached}"
+  if [ -z "${FORCE:-}" ] && all_outs_cached "${want}"; then
+    for o in ${OUTS}; do
+      cp -f "${TOOLS_CACHE}/${o}-${want}" "${BIN_DIR}/${o}.tmp" && mv -f "${BIN_DIR}/${o}.tmp" "${BIN_DIR}/${o}"
+      echo "${want}" > "${BIN_DIR}/.stamp-${o}"
+    done
+    log "${tool}: copied from ${TOOLS_CACHE}"
     SUMMARY+=("${tool}: from TOOLS_CACHE")
     continue
   fi
   log "${tool}: building ${PKG} (go build -p ${GO_BUILD_P})"
-  rm -f "${stamp}"
+  for o in ${OUTS}; do rm -f "${BIN_DIR}/.stamp-${o}"; done
   tlog="${BIN_DIR}/.build-${tool}.log"
   start=$(date +%s)
-  # Build to a temp file and rename, so an interrupted build never leaves a
+  # Build into a temp dir and rename, so an interrupted build never leaves a
   # half-written binary that another engineer's process could pick up.
-  if ! (cd "${MOD_DIR}" && "${TIME[@]}" "${GO}" build -p "${GO_BUILD_P}" -trimpath \
-          ${TAGS:+-tags "${TAGS}"} -ldflags "${LDFLAGS}" -o "${out}.tmp" "${PKG}") >"${tlog}" 2>&1; then
+  tmp="$(mktemp -d "${BIN_DIR}/.build-${tool}.XXXXXX")"
+  if ! go_build "${tmp}" >"${tlog}" 2>&1; then
     cat "${tlog}" >&2
-    rm -f "${out}.tmp"
+    rm -rf "${tmp}"
     log "${tool}: FAILED (log: ${tlog})"
     exit 1
   fi
-  mv -f "${out}.tmp" "${out}"
-  echo "${want}" > "${stamp}"
-  if [ -n "${cached}" ] && mkdir -p "${TOOLS_CACHE}" 2>/dev/null; then
-    rm -f "${TOOLS_CACHE}/${tool}-"*    # keep one version per tool
-    if cp -f "${out}" "${cached}.tmp"; then mv -f "${cached}.tmp" "${cached}"; fi
-  fi
+  size=0
+  for o in ${OUTS}; do
+    mv -f "${tmp}/${o}" "${BIN_DIR}/${o}"
+    echo "${want}" > "${BIN_DIR}/.stamp-${o}"
+    size=$(( size + $(stat -c %s "${BIN_DIR}/${o}") ))
+  done
+  rm -rf "${tmp}"
+  cache_put "${want}"
   secs=$(( $(date +%s) - start ))
-  rss="$(sed -n 's/.*Maximum resident set size (kbytes): //p' "${tlog}")"
+  rss="$(sed -n 's/.*Maximum resident set size (kbytes): //p' "${tlog}" | sort -n | tail -n 1)"
   if [ -n "${rss}" ]; then rss="$(( rss / 1024 )) MiB peak RSS"; else rss="peak RSS n/a"; fi
-  log "${tool}: built in ${secs}s, ${rss}"
-  SUMMARY+=("${tool}: ${secs}s, ${rss}")
+  log "${tool}: built in ${secs}s, ${rss}, $(( size / 1048576 )) MiB"
+  SUMMARY+=("${tool}: ${secs}s, ${rss}, $(( size / 1048576 )) MiB")
 done
 
 log "done in $(( $(date +%s) - total_start ))s"

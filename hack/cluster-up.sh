@@ -18,12 +18,16 @@
 #   CLUSTER_KCM_PORT=20257 CLUSTER_SCHEDULER_PORT=20259 CLUSTER_KWOK_PORT=20247
 #   OPENBAO=1 OPENBAO_PORT=28200 OPENBAO_BIN=.venv/bin/bao
 #   CLUSTER_NETWORK=1        the cluster network proxy (0: not started, every call into the cluster fails)
+#   CLUSTER_OPERATORS=""     operators to run as host processes: "keda prometheus-operator" (make operators
+#                            builds them; hack/cluster/operators.sh), CLUSTER_OPERATORS_PORT_BASE=20400
 #   CRDS_DIR=../shared/crds  CRDs applied server-side (CRDS=0 to skip)
 #   PV_COUNT=30 PV_SIZE=1Ti  pre-created PersistentVolumes of StorageClass "standard"
 #   CLUSTER_UP_TIMEOUT=120   seconds to wait for each step
 set -euo pipefail
 # shellcheck source=hack/cluster/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/cluster/common.sh"
+# shellcheck source=hack/cluster/operators.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cluster/operators.sh"
 
 T0_MS=$(date +%s%3N)
 CRDS="${CRDS:-1}"
@@ -52,6 +56,13 @@ fi
 if [ "${#NETWORK_SOCKET}" -gt 107 ]; then
   die "the cluster network socket path ${NETWORK_SOCKET} is longer than a Unix socket allows (107): use a shorter CLUSTER_DIR"
 fi
+for op in ${CLUSTER_OPERATORS}; do
+  operator_components "${op}" >/dev/null || die "CLUSTER_OPERATORS: unknown operator '${op}' (known: keda prometheus-operator)"
+  case "${op}" in
+    keda) need_bins keda keda-operator keda-adapter keda-webhooks ;;
+    prometheus-operator) need_bins prometheus-operator prometheus-operator ;;
+  esac
+done
 if [ "${CRDS}" = 1 ] && [ ! -d "${CRDS_DIR}" ]; then
   die "CRD dir ${CRDS_DIR} not found: set CRDS_DIR, or CRDS=0 to skip the CRDs"
 fi
@@ -91,12 +102,17 @@ component_healthy() {
     pv-recycler) true ;;
     cluster-network) cluster_network_healthy ;;
     openbao) openbao_healthy && [ -s "${CLUSTER_DIR}/openbao/token" ] ;;
+    *) operator_healthy "${name}" ;;
   esac
 }
 
 wanted_components() {
-  local c
+  local c wanted_ops=" " op
+  for op in ${CLUSTER_OPERATORS}; do wanted_ops+="$(operator_components "${op}") "; done
   for c in "${COMPONENTS[@]}"; do
+    case "${c}" in
+      keda-*|prometheus-operator) [[ "${wanted_ops}" == *" ${c} "* ]] || continue ;;
+    esac
     if [ "${c}" = openbao ] && [ "${OPENBAO}" != 1 ]; then continue; fi
     if [ "${c}" = cluster-network ] && [ "${CLUSTER_NETWORK}" != 1 ]; then continue; fi
     echo "${c}"
@@ -138,6 +154,11 @@ for c in $(wanted_components); do
 done
 if [ "${CLUSTER_NETWORK}" = 1 ] && [ "$(cat "${PID_DIR}/cluster-network.hash" 2>/dev/null)" \
   != "$(sha256sum "${CFG_DIR}/cluster-network.py" | cut -d' ' -f1)" ]; then
+  all_healthy=0
+fi
+# KEDA's cert Secret goes with its namespace (a test's teardown): seeding it again needs the full path.
+if [ "${all_healthy}" = 1 ] && [[ " ${CLUSTER_OPERATORS} " == *" keda "* ]] \
+  && ! kubectl -n "${KEDA_NS}" get secret "${KEDA_SECRET}" -o name >/dev/null 2>&1; then
   all_healthy=0
 fi
 if [ "${all_healthy}" = 1 ] && [ "$(cat "${CLUSTER_DIR}/.setup-hash" 2>/dev/null)" = "$(setup_hash)" ]; then
@@ -547,6 +568,11 @@ until kubectl -n default get serviceaccount default >/dev/null 2>&1; do
   [ "$(date +%s)" -lt "${deadline}" ] || die "default ServiceAccount not created (log: ${LOG_DIR}/kube-controller-manager.log)"
   sleep 0.2
 done
+
+if [ -n "${CLUSTER_OPERATORS}" ]; then
+  start_operators
+  log "operators running: ${CLUSTER_OPERATORS} (logs: ${LOG_DIR}/<component>.log)"
+fi
 
 cat > "${CLUSTER_DIR}/env" <<EOF
 # Source me: . ${CLUSTER_DIR}/env   (written by hack/cluster-up.sh)

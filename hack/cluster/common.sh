@@ -32,8 +32,13 @@ NETWORK_SOCKET="${NETWORK_DIR}/cluster-network.sock"
 NETWORK_ROUTES="${NETWORK_DIR}/routes.json"
 CLUSTER_NETWORK_PYTHON="${CLUSTER_NETWORK_PYTHON:-python3}"
 
-# Start order; cluster-down stops in reverse.
-COMPONENTS=(etcd cluster-network kube-apiserver kube-controller-manager kube-scheduler kwok pv-recycler openbao)
+# Operators run as host processes when named here (hack/cluster/operators.sh): "keda prometheus-operator".
+CLUSTER_OPERATORS="${CLUSTER_OPERATORS:-}"
+CLUSTER_OPERATORS_PORT_BASE="${CLUSTER_OPERATORS_PORT_BASE:-20400}"   # its listeners use base+0..6
+
+# Start order; cluster-down stops in reverse (the operators first, whether named or not).
+COMPONENTS=(etcd cluster-network kube-apiserver kube-controller-manager kube-scheduler kwok pv-recycler openbao
+            keda-operator keda-metrics-apiserver keda-admission-webhooks prometheus-operator)
 
 LOG_T0_MS="$(date +%s%3N)"
 log() {
