@@ -98,6 +98,8 @@ role-tests: ## Per-role pytest suites: promtool rules and dashboard, datastores 
 
 cluster-test: ## The hermetic cluster's own tests: the cluster network (APIServices, webhooks, refusals) on the real apiserver
 	pytest -q tests/cluster
+	@# The operator tests leave KEDA, the Prometheus Operator and the real charts' CRDs behind: later suites start afresh.
+	hack/cluster-down.sh --purge
 
 bad-input: chart ## The playbooks against broken inventories: each fails before any cluster call
 	pytest -q tests/bad_input
