@@ -18,7 +18,6 @@ import json
 import os
 import pathlib
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "hack"))
 import run_stats  # noqa: E402  (hack/ is not a package)
+import standins  # noqa: E402
 
 # Issue 8's targets are 60 tasks, no API read twice and one Helm read per release. The budgets below are what the
 # code does now (a ratchet: lower them when a change cuts work; a change that needs more says why in its review), so
@@ -45,34 +45,17 @@ HELM_OVER_BUDGET = int(os.environ.get("BUDGET_HELM_OVER", "4"))
 
 CLUSTER = ROOT / ".cluster"
 KUBECONFIG = CLUSTER / "kubeconfig"
-FIXTURES = ROOT / "tests/fixtures/charts"
-KEDA_CRDS = ROOT / "../shared/crds/keda-v2.20.2"
 ENV = dict(os.environ, PATH=f"{ROOT / 'bin'}:{ROOT / '.venv/bin'}:{os.environ['PATH']}",
            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), KUBECONFIG=str(KUBECONFIG), TENSAFE_LOCAL_GPUS="1",
            ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
 yaml.SafeLoader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
 yaml.SafeLoader.add_constructor("!vault", lambda loader, node: loader.construct_scalar(node))
-# <role>_<component>_chart_repo -> stand-in chart directory, as tests/leaks and make bench use them.
-STANDIN_VARS = {
-    "prerequisites_keda": "keda", "prerequisites_nvidia_device_plugin": "nvidia-device-plugin",
-    "prerequisites_metrics_server": "metrics-server", "datastores_postgresql": "postgresql",
-    "datastores_redis": "redis", "vault_server": "vault", "observability_prometheus": "kube-prometheus-stack",
-    "observability_jaeger": "jaeger",
-}
 VAULT_PATHS = ["secret/metadata/tensafe", "sys/policies/acl/tensafe", "sys/auth/kubernetes"]
 
 
 def sh(*cmd, check=True, **kwargs):
     return subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, check=check, **kwargs)
 
-
-def stage_standins(directory):
-    shutil.copytree(FIXTURES, directory)
-    (directory / "keda/files/crds").mkdir(parents=True, exist_ok=True)
-    for crd in KEDA_CRDS.glob("*.yaml"):
-        shutil.copy(crd, directory / "keda/files/crds" / crd.name)
-    return {f"{prefix}_chart_repo": str(directory) for prefix, chart in STANDIN_VARS.items()
-            if (directory / chart).is_dir()}
 
 
 def stack_namespaces():
@@ -115,7 +98,7 @@ def rerun(tmp_path_factory):
                     "API requests; restart it (hack/cluster-down.sh && hack/cluster-up.sh)")
     work = tmp_path_factory.mktemp("budget")
     varfile = work / "vars.yml"
-    varfile.write_text(yaml.safe_dump(stage_standins(work / "charts")))
+    varfile.write_text(yaml.safe_dump(standins.stage(work / "charts")))
     existing = {item["metadata"]["name"] for item in
                 json.loads(sh("kubectl", "get", "namespaces", "-o", "json").stdout)["items"]}
     created = sorted(stack_namespaces() - existing)

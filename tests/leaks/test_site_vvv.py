@@ -18,8 +18,8 @@ import json
 import os
 import pathlib
 import re
-import shutil
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -28,23 +28,17 @@ import pytest
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "hack"))
+import standins  # noqa: E402  (hack/ is not a package)
+
 CLUSTER = ROOT / ".cluster"
 KUBECONFIG = CLUSTER / "kubeconfig"
-FIXTURES = ROOT / "tests/fixtures/charts"
-KEDA_CRDS = ROOT / "../shared/crds/keda-v2.20.2"
 ENV = dict(os.environ, PATH=f"{ROOT / 'bin'}:{ROOT / '.venv/bin'}:{os.environ['PATH']}",
            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), KUBECONFIG=str(KUBECONFIG), TENSAFE_LOCAL_GPUS="1",
            ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
 # Ansible's !unsafe and !vault tags in the inventory: plain strings here.
 yaml.SafeLoader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
 yaml.SafeLoader.add_constructor("!vault", lambda loader, node: loader.construct_scalar(node))
-# Every chart of inventories/local that has a stand-in: <role>_<component>_chart_repo -> the staged directory.
-STANDIN_VARS = {
-    "prerequisites_keda": "keda", "prerequisites_nvidia_device_plugin": "nvidia-device-plugin",
-    "prerequisites_metrics_server": "metrics-server", "datastores_postgresql": "postgresql",
-    "datastores_redis": "redis", "vault_server": "vault", "observability_prometheus": "kube-prometheus-stack",
-    "observability_jaeger": "jaeger",
-}
 # The runs: (label, extra ansible-playbook arguments, extra vars).
 RUNS = [
     ("converge", [], {}),
@@ -139,14 +133,6 @@ def collect_secrets():
     return found
 
 
-def stage_standins(directory):
-    shutil.copytree(FIXTURES, directory)
-    (directory / "keda/files/crds").mkdir(parents=True, exist_ok=True)
-    for crd in KEDA_CRDS.glob("*.yaml"):
-        shutil.copy(crd, directory / "keda/files/crds" / crd.name)
-    return {f"{prefix}_chart_repo": str(directory) for prefix, chart in STANDIN_VARS.items()
-            if (directory / chart).is_dir()}
-
 
 def stack_namespaces():
     """Namespaces inventories/local deploys into (release namespaces, datastores, app, vault)."""
@@ -191,7 +177,7 @@ def site(tmp_path_factory):
     sh("hack/cluster-up.sh")
     work = tmp_path_factory.mktemp("leaks")
     varfile = work / "vars.yml"
-    varfile.write_text(yaml.safe_dump(stage_standins(work / "charts")))
+    varfile.write_text(yaml.safe_dump(standins.stage(work / "charts")))
     namespaces = stack_namespaces()
     existing = {item["metadata"]["name"] for item in kubectl_json("get", "namespaces")["items"]}
     created_namespaces = sorted(namespaces - existing)
