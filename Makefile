@@ -11,7 +11,7 @@ export PATH := $(BIN):$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export HELM := $(BIN)/helm
 
-.PHONY: help setup system venv tools node-tools chart chart-docs lint yamllint ansible-lint changelog-lint docs-lint sanity build galaxy-import ee chart-test unit role-tests cluster-test bad-input leaks budget molecule test operators cluster-up cluster-down demo bench clean
+.PHONY: help setup system venv tools node-tools chart chart-docs lint yamllint ansible-lint changelog-lint docs-lint sanity build galaxy-import ee chart-test unit role-tests contract charts cluster-test bad-input leaks budget molecule test operators cluster-up cluster-down demo bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -96,6 +96,14 @@ unit: ## Unit tests: argument_specs vs defaults, filters, inventories
 role-tests: ## Per-role pytest suites: promtool rules and dashboard, datastores external mode, vault
 	pytest -q $(wildcard tests/observability tests/datastores tests/vault)
 
+contract: chart ## What every role hands to Helm (dev, prod, local), rendered with the real upstream charts of the chart mirror; unknown keys named
+	pytest -q tests/contract
+
+# For machines with internet access: CI here uses the mirror ../shared/charts (tests/chart_mirror.py).
+CHART_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tensafe-k8s-charts
+charts: ## helm pull every pinned upstream chart into $(CHART_CACHE), the chart mirror the tests use when ../shared/charts is absent
+	python3 hack/chart-sources.py --pull $(CHART_CACHE)
+
 cluster-test: ## The hermetic cluster's own tests: the cluster network (APIServices, webhooks, refusals) on the real apiserver
 	pytest -q tests/cluster
 	@# The operator tests leave KEDA, the Prometheus Operator and the real charts' CRDs behind: later suites start afresh.
@@ -113,7 +121,7 @@ budget: chart ## A no-op rerun of site.yml within budget: <= 60 tasks not skippe
 molecule: chart ## Every molecule scenario on the hermetic cluster (MOLECULE_CLUSTER=kind for kind)
 	hack/molecule-all.sh
 
-test: setup operators lint sanity build galaxy-import chart-test unit role-tests cluster-test bad-input leaks budget molecule ## Everything CI runs (installs what it needs first)
+test: setup operators lint sanity build galaxy-import chart-test unit role-tests contract cluster-test bad-input leaks budget molecule ## Everything CI runs (installs what it needs first)
 
 cluster-up: ## Start the hermetic test cluster (.cluster/kubeconfig)
 	hack/cluster-up.sh

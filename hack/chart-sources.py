@@ -3,6 +3,8 @@
 
 Reads every role's <role>_<component>_chart_{repo,name,version,archive_dir} defaults, overlaid with the
 inventory's group_vars where they are plain values, and probes each source the way helm would reach it.
+With --pull DIR (`make charts`), `helm pull`s every pinned upstream chart into DIR instead: a chart mirror for the
+roles' *_chart_archive_dir and the tests (CHART_MIRROR), for machines with internet access.
 """
 import argparse
 import json
@@ -10,6 +12,7 @@ import pathlib
 import re
 import socket
 import ssl
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -54,8 +57,11 @@ def probe(repo, timeout=5.0):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--inventory", default=str(ROOT / "inventories/local"))
+    parser.add_argument("--pull", metavar="DIR", help="helm pull every pinned upstream chart into DIR")
     args = parser.parse_args()
     variables = load_vars(args.inventory)
+    if args.pull:
+        return pull(variables, pathlib.Path(args.pull))
     for key in sorted(variables):
         match = re.fullmatch(r"([a-z]+)_([a-z_]+)_chart_repo", key)
         if not match:
@@ -76,6 +82,27 @@ def main():
             print(json.dumps({"role": role, "component": component, "chart": name, "version": version,
                               "repo": repo, "reason": reason, "variable": f"{prefix}_archive_dir"}))
     return 0
+
+
+def pull(variables, mirror):
+    """helm pull <name>-<version>.tgz of every repository-sourced chart into mirror; archives already there stay."""
+    mirror.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for key in sorted(variables):
+        match = re.fullmatch(r"([a-z]+)_([a-z_]+)_chart_repo", key)
+        repo = variables[key] if match else ""
+        if not repo or not repo.startswith(("https://", "http://", "oci://")):
+            continue
+        prefix = key[: -len("_repo")]
+        name, version = variables[f"{prefix}_name"], variables[f"{prefix}_version"]
+        if (mirror / f"{name}-{version}.tgz").is_file():
+            continue
+        source = [f"{repo.rstrip('/')}/{name}"] if repo.startswith("oci://") else [name, "--repo", repo]
+        result = subprocess.run(["helm", "pull", *source, "--version", str(version), "--destination", str(mirror)],
+                                check=False)
+        failed += result.returncode != 0
+        print(f"{name}-{version}.tgz: {'pulled' if result.returncode == 0 else 'FAILED'} from {repo}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import os
 import pathlib
 import secrets
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -35,7 +36,8 @@ CLUSTER_DIR = pathlib.Path(os.environ.get("CLUSTER_DIR", ROOT / ".cluster"))
 if not CLUSTER_DIR.is_absolute():
     CLUSTER_DIR = ROOT / CLUSTER_DIR
 BIN = pathlib.Path(os.environ.get("BIN_DIR", ROOT / "bin"))
-MIRROR = pathlib.Path(os.environ.get("CHART_MIRROR", ROOT.parent / "shared" / "charts"))
+sys.path.insert(0, str(ROOT / "tests"))
+from chart_mirror import MIRROR  # noqa: E402  (tests/ is not a package)
 KEDA_CHART = MIRROR / "keda-2.20.2.tgz"
 KPS_CHART = MIRROR / "kube-prometheus-stack-88.3.0.tgz"
 ENV = dict(os.environ, KUBECONFIG=str(CLUSTER_DIR / "kubeconfig"),
