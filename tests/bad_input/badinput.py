@@ -11,10 +11,10 @@ COMPONENTS = ["prerequisites", "datastores", "vault", "observability", "app"]
 SITE = os.environ.get("BAD_INPUT_PLAYBOOK", "site.yml")
 
 
-def run(playbook, inv, args=()):
+def run(playbook, inv, args=(), timeout=300):
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     env["PATH"] = f"{ROOT / 'bin'}:{ROOT / '.venv/bin'}:{env['PATH']}"
     return subprocess.run(
         ["ansible-playbook", "-i", str(inv / "hosts.yml"), str(ROOT / "playbooks" / playbook), *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False,
     )
