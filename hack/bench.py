@@ -24,15 +24,14 @@ import time
 import yaml
 
 import run_stats
+import standins
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TARGETS = {"converge / helm": 1.5, "rerun / helm no-op": 2.0}  # issue 8
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 KUBECONFIG = ROOT / ".cluster/kubeconfig"
-FIXTURES = ROOT / "tests/fixtures/charts"
-# Staged copy: the KEDA stand-in carries the upstream CRDs the way the real chart does (files/crds).
+# Staged copy of the stand-ins (hack/standins.py).
 STANDINS = ROOT / ".cluster/bench-charts"
-KEDA_CRDS = ROOT / "../shared/crds/keda-v2.20.2"
 BUNDLED = ROOT / "charts"
 ENV = dict(os.environ, PATH=f"{ROOT / 'bin'}:{ROOT / '.venv/bin'}:{os.environ['PATH']}",
            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), KUBECONFIG=str(KUBECONFIG), TENSAFE_LOCAL_GPUS="1",
@@ -52,24 +51,11 @@ def timed(*cmd, tasks_file=None):
     return time.monotonic() - start, result.stdout
 
 
-def stage_standins():
-    shutil.rmtree(STANDINS, ignore_errors=True)
-    shutil.copytree(FIXTURES, STANDINS)
-    (STANDINS / "keda/files/crds").mkdir(parents=True, exist_ok=True)
-    for crd in KEDA_CRDS.glob("*.yaml"):
-        shutil.copy(crd, STANDINS / "keda/files/crds" / crd.name)
-
-
 def bench_vars():
-    """Point every unreachable chart at its stand-in; everything else as inventories/local says."""
-    stage_standins()
+    """Point every chart that has a stand-in at it (hack/standins.py, as tests/budget and tests/leaks do)."""
+    shutil.rmtree(STANDINS, ignore_errors=True)
+    out = standins.stage(STANDINS)
     sh(sys.executable, "hack/package-chart.py")  # the app role installs the packaged chart
-    out = {}
-    probe = sh(sys.executable, "hack/chart-sources.py", "--inventory", "inventories/local").stdout
-    for line in filter(None, probe.splitlines()):
-        item = json.loads(line)
-        if (STANDINS / item["chart"]).is_dir():
-            out[f"{item['role']}_{item['component']}_chart_repo"] = str(STANDINS)
     path = ROOT / ".cluster/bench-vars.yml"
     path.write_text(yaml.safe_dump(out))
     return path, sorted(out)
