@@ -325,4 +325,7 @@ def test_gpus_held_by_other_pods_refuse_the_app_before_any_write(as_found, gpu_h
     # A rerun of the converged app: its own 4 GPUs are not "used by others" (else 4 free < 3 pods x 2, refused).
     again = playbook("app.yml", "--tags", "app_preflight", extra=workload, gpus=2)
     assert again.rc == 0, f"the GPU check refused the converged app's rerun: {failure(again)}"
-    assert re.search(r"gpu-\d \d free of 4 \(\d held by the app's pods being replaced\)", again.output), again.output[-3000:]
+    report = " ".join(again.output.split()).replace("''", "'")
+    print(f"  the rerun reports: {report[report.find('nvidia.com/gpu per node'):][:400]}")
+    assert re.search(r"gpu-\d 4 free of 4 \(\d held by the app's pods being replaced\)", report), report[-3000:]
+    assert "3 of them fit (8 free of 8 on the usable nodes)" in report, report[-3000:]
