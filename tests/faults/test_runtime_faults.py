@@ -8,7 +8,9 @@ variable to change), that the run wrote nothing to the cluster (the API server's
 from the run's clients), and then what a rerun does once the fault is gone. The Vault runs are at -vvv and their
 output must hold no token, no unseal key and no JWT. Every test leaves the cluster (and OpenBao) as it found it.
 
-Cost (2 shared cores): about 3 minutes; `time pytest -q tests/faults/test_runtime_faults.py`.
+Cost: 9 playbook runs (4 stop before any write, 4 converge or check a role, 1 rerun of the GPU preflight); measured
+11m29s on 2 cores shared with four other test suites (each run 2-4x slower than on an idle machine), about 3-4
+minutes alone: `time pytest -q tests/faults/test_runtime_faults.py`.
 """
 import json
 import os
