@@ -9,8 +9,8 @@ from the run's clients), and then what a rerun does once the fault is gone. The 
 output must hold no token, no unseal key and no JWT. Every test leaves the cluster (and OpenBao) as it found it.
 
 Cost: 9 playbook runs (4 stop before any write, 4 converge or check a role, 1 rerun of the GPU preflight); measured
-11m29s on 2 cores shared with four other test suites (each run 2-4x slower than on an idle machine), about 3-4
-minutes alone: `time pytest -q tests/faults/test_runtime_faults.py`.
+11m29s on 2 cores shared with four other test suites ; 4m08s when the machine was less busy (sealed 89 s, the other
+four 159 s): `time pytest -q tests/faults/test_runtime_faults.py`.
 """
 import json
 import os
