@@ -8,8 +8,8 @@ variable to change), that the run wrote nothing to the cluster (the API server's
 from the run's clients), and then what a rerun does once the fault is gone. The Vault runs are at -vvv and their
 output must hold no token, no unseal key and no JWT. Every test leaves the cluster (and OpenBao) as it found it.
 
-Cost: 9 playbook runs (4 stop before any write, 4 converge or check a role, 1 rerun of the GPU preflight); measured
-11m29s on 2 cores shared with four other test suites ; 4m08s when the machine was less busy (sealed 89 s, the other
+Cost: 9 playbook runs (5 stop before any write, 3 converge a role, 1 reruns the GPU preflight); measured
+11m29s on 2 cores shared with four other test suites; 4m08s when the machine was less busy (sealed 89 s, the other
 four 159 s): `time pytest -q tests/faults/test_runtime_faults.py`.
 """
 import json
