@@ -69,7 +69,7 @@ def test_seven_of_eight_in_use_leaves_room_for_one_pod():
     others = [pod("a", "gpu-1", 4), pod("b", "gpu-2", 2), pod("c", "gpu-2", 1)]
     result = fit(NODES, others, groups=[app(2)])
     assert not result["fits"]
-    assert result["free_gpus"] == 1 and result["placed"] == 1
+    assert result["free_gpus"] == 1 and result["used_gpus"] == 7 and result["placed"] == 1
     assert result["unplaced"] == ["tensafe replica 2 of 2"]
     assert "gpu-1 0 free of 4 (4 used by other pods: other/a 4)" in result["nodes_text"]
     assert "gpu-2 1 free of 4 (3 used by other pods: other/b 2, other/c 1)" in result["nodes_text"]

@@ -228,6 +228,7 @@ def gpu_fit(nodes, pods=None, resource="nvidia.com/gpu", per_pod=1, node_selecto
         "capacity_pods": capacity_pods,
         "free_gpus": sum(n["free"] for n in usable),
         "total_gpus": sum(n["allocatable"] for n in usable),
+        "used_gpus": sum(n["used"] for n in usable),
         "placed": demand_pods - len(unplaced),
         "unplaced": unplaced,
         "reason": reason,
