@@ -3,7 +3,7 @@
 """Check role inputs against Kubernetes and Helm syntax before anything is written; one message format for every role.
 
 Each check is a dict: var (the variable the user set), value, rule, and optionally source (the variable a derived value
-came from), secret (redact the value), allow_empty, min/max (numbers), schemes (URLs), ok/text/fix (a rule the caller
+came from), secret (redact the value), skip (the input does not apply), allow_empty, min/max (numbers), schemes (URLs), ok/text/fix (a rule the caller
 evaluated itself). The filter returns the failures as messages ``<var>: <value> — <rule>; fix: <how>``: a role asserts
 the list is empty, in one task.
 """
@@ -168,6 +168,8 @@ def _rule_problem(check):
     """(rule text, fix) of a failed check, or None when the value passes."""
     rule = check.get("rule")
     value = check.get("value")
+    if check.get("skip"):
+        return None
     if rule == "custom":
         return None if check.get("ok") else (check.get("text", "is not valid"), check.get("fix", "see the role's README"))
     if check.get("allow_empty") and value in ("", None):
