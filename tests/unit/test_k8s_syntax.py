@@ -113,3 +113,21 @@ def test_a_malformed_check_is_a_programming_error(bad):
         k8s_syntax([bad])
     with pytest.raises(AnsibleFilterError):
         k8s_syntax({"var": "a"})
+
+
+DEFAULTS_TEXT = (PLUGIN.parents[2] / "roles/app/defaults/main.yml").read_text()
+
+
+@pytest.mark.parametrize("error,overrides,expected", [
+    ("tensafe: - at '/autoscaling/keda/prometheusServerAddress': 'nohost' is not valid 'uri'", {},
+     ["app_keda_prometheus_url (chart key autoscaling.keda.prometheusServerAddress)"]),
+    ("tensafe: - at '/gpu/count': got string, want integer", {"gpu": {"count": "lots"}},
+     ["app_tensafe_values_overrides.gpu.count (chart key gpu.count)"]),
+    ("tensafe: - at '/ingress/hosts/0/host': bad", {}, ["app_ingress_host (chart key ingress.hosts.0.host)"]),
+    ("- image.tag: Invalid type", {}, ["app_image_tag (chart key image.tag)"]),
+    ("tensafe: - at '/nothere': bad", {}, ["app_tensafe_values_defaults.nothere (chart key nothere)"]),
+    ("Error: chart not found", {}, []),
+])
+def test_chart_schema_refusals_name_the_inventory_variable(error, overrides, expected):
+    found = module.chart_value_sources(error, overrides, DEFAULTS_TEXT, "app_tensafe_values_defaults", "app_tensafe_values_overrides")
+    assert found == expected

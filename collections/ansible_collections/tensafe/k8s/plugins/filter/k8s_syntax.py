@@ -289,6 +289,56 @@ def k8s_syntax(checks):
     return failures
 
 
+def _schema_paths(error):
+    """The values keys a Helm values.schema.json refusal names: "at '/a/b'" (Helm 3.18+) or "- a.b: " (older)."""
+    paths = [found.split("/")[1:] for found in re.findall(r"at '(/[^']*)'", error or "")]
+    paths += [found.split(".") for found in re.findall(r"^- ([A-Za-z0-9_.]+): ", error or "", re.M)]
+    return [[part for part in path if part] for path in paths]
+
+
+def chart_value_sources(error, overrides, defaults_text, defaults_name, overrides_name):
+    """For each values key a chart's schema refused, the inventory variable that set it.
+
+    overrides: the *_values_overrides mapping (its keys win); defaults_text: the role's defaults/main.yml as text, whose
+    *_values_defaults entry maps chart keys to templates such as "{{ app_keda_prometheus_url }}". Returns messages
+    "<variable> (chart key <a.b>)"; a key neither sets is named as "<defaults_name>.<a.b>".
+    """
+    import yaml
+
+    try:
+        defaults = (yaml.safe_load(defaults_text or "") or {}).get(defaults_name) or {}
+    except yaml.YAMLError:
+        defaults = {}
+    prefix = defaults_name.split("_")[0] + "_"
+    sources = []
+    for path in _schema_paths(error):
+        dotted = ".".join(path)
+        node, found = overrides if isinstance(overrides, dict) else {}, True
+        for part in path:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                found = False
+                break
+        if found:
+            sources.append("%s.%s (chart key %s)" % (overrides_name, dotted, dotted))
+            continue
+        node, name = defaults, None
+        for part in path:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                break
+            if isinstance(node, string_types):
+                variables = re.findall(r"\b(%s[a-z0-9_]+)" % re.escape(prefix), node)
+                name = variables[0] if variables else None
+                break
+        sources.append("%s (chart key %s)" % (name or "%s.%s" % (defaults_name, dotted), dotted))
+    return sources
+
+
 class FilterModule(object):
     def filters(self):
-        return {"k8s_syntax": k8s_syntax}
+        return {"k8s_syntax": k8s_syntax, "chart_value_sources": chart_value_sources}
