@@ -45,6 +45,7 @@ BATCHES = {
         ("secret-name-underscore", "app_secret_name", "TenSafe_Secrets", "app_secret_name"),
         ("blue-green-tag-injected-flag", "app_blue_green_image_tag", "latest --force", "app_blue_green_image_tag"),
         ("secret-store-with-space", "app_external_secret_store", "vault backend", "app_external_secret_store"),
+        ("tls-on-without-secret-name", "app_ingress_tls_secret", "", "app_ingress_tls_secret"),
     ],
     "datastores": [
         ("helm-timeout-injected-set", "datastores_helm_timeout", "5m --set replicaCount=3", "datastores_helm_timeout"),
@@ -116,6 +117,8 @@ BATCHES = {
         ("access-host-with-scheme", "vault_server_access_host", "https://vault.local", "vault_server_access_host"),
     ],
 }
+# Set with a role's cases (not cases themselves): the Ingress on, so that its TLS Secret is required.
+BATCH_EXTRA = {"app": {"app_ingress_enabled": True}}
 CASES = [(role, *case) for role, cases in BATCHES.items() for case in cases]
 # The component switch that enables each role (vault_server and vault are both tensafe_vault_enabled).
 SWITCH = {"prerequisites": "prerequisites", "datastores": "datastores", "vault": "vault", "vault_server": "vault",
@@ -147,7 +150,8 @@ def site(url, broken, only=None, args=()):
 
 @functools.lru_cache(maxsize=None)
 def batch(role, url):
-    return site(url, {variable: value for _, variable, value, _ in BATCHES[role]}, only=SWITCH[role])
+    broken = {variable: value for _, variable, value, _ in BATCHES[role]}
+    return site(url, {**BATCH_EXTRA.get(role, {}), **broken}, only=SWITCH[role])
 
 
 def refusal_lines(output):
