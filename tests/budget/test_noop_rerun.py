@@ -35,8 +35,9 @@ import standins  # noqa: E402
 
 # Issue 8's targets are 60 tasks, no API read twice and one Helm read per release. The budgets below are what the
 # code does now (a ratchet: lower them when a change cuts work; a change that needs more says why in its review), so
-# a change that adds work to every run fails here. Measured after issue 8's merge: 102 tasks (from 241 before).
-TASK_TARGET, TASK_BUDGET = 60, int(os.environ.get("BUDGET_TASKS", "102"))
+# a change that adds work to every run fails here. Measured after issue 8's merge: 102 tasks (from 241 before); issue 13's
+# unknown-variable check is one task more (site.yml, once per run; the roles' syntax checks are items of their asserts).
+TASK_TARGET, TASK_BUDGET = 60, int(os.environ.get("BUDGET_TASKS", "103"))
 # Reads the playbook's own client repeats: distinct URIs read more than once (target 0).
 REPEATED_READ_BUDGET = int(os.environ.get("BUDGET_REPEATED_READS", "2"))
 HELM_READS_PER_RELEASE = int(os.environ.get("BUDGET_HELM_READS_PER_RELEASE", "1"))
