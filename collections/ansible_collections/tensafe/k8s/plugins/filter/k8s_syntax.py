@@ -83,7 +83,7 @@ def duration(value):
 def _label_key(key):
     if not isinstance(key, string_types) or not key:
         return False
-    prefix, _, name = key.rpartition("/")
+    prefix, name = key.rpartition("/")[::2]
     if "/" in key and (not prefix or len(prefix) > 253 or not _full(DNS1123_SUBDOMAIN, prefix)):
         return False
     return len(name) <= 63 and _full(LABEL_NAME, name)

@@ -14,7 +14,6 @@ __metaclass__ = type
 import difflib
 import glob
 import os
-import re
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.six import string_types
