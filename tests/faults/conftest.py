@@ -66,7 +66,9 @@ def playbook(path, *args, extra=None, timeout=600):
         cmd += ["-e", json.dumps(extra)]
     start = time.monotonic()
     completed = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
-    return Run(completed, time.monotonic() - start)
+    run = Run(completed, time.monotonic() - start)
+    print(f"{path.name} rc={run.rc} {run.seconds:.1f}s")
+    return run
 
 
 def start_playbook(path, *args, extra=None, log=None):

@@ -7,6 +7,7 @@ rather than whole site.yml runs. The test makes the chart's rollout never finish
 `helm upgrade --wait` is still running when it kills the run with SIGKILL.
 """
 import re
+import time
 
 from conftest import (ROOT, helm_history, helm_records, kill_hard, playbook, resource_versions, start_playbook,
                       wait_for)
@@ -32,11 +33,13 @@ def interrupt(namespace, name, revision, pending, releases=1, tmp_path=None):
     run = start_playbook(RELEASE_PLAYBOOK, extra=release_vars(namespace, name, revision, faults_unschedulable=True,
                                                               faults_releases=releases),
                          log=tmp_path / "interrupted.log" if tmp_path else None)
+    start = time.monotonic()
     try:
         wait_for(lambda: all(len(helm_history(n, namespace)) > before[n] and helm_history(n, namespace)[-1]["status"]
                              == pending for n in names), f"Helm to record {names} as {pending}")
     finally:
         kill_hard(run, name)
+    print(f"interrupted {pending} after {time.monotonic() - start:.1f}s")
     for n in names:
         assert helm_history(n, namespace)[-1]["status"] == pending, helm_history(n, namespace)
 
