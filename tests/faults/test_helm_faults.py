@@ -6,8 +6,13 @@ mechanism every role's releases go through (helm_release for one release, helm_r
 rather than whole site.yml runs. The test makes the chart's rollout never finish (a nodeSelector no node has) so that
 `helm upgrade --wait` is still running when it kills the run with SIGKILL.
 """
+import datetime
+import json
 import re
 import time
+import uuid
+
+import pytest
 
 from conftest import (ROOT, helm_history, helm_records, kill_hard, playbook, resource_versions, start_playbook,
                       wait_for)
@@ -108,3 +113,155 @@ def test_the_recovery_switch_is_validated_before_any_write(namespace):
     assert run.rc != 0, run
     assert "tensafe_recover_stuck_releases" in run.out, run
     assert helm_records(namespace) == {}, "a release was written"
+
+
+# --- Two converges at once: the converge lock (tensafe.k8s.common lock/unlock, taken by site.yml) ---------------
+
+LOCK_PLAYBOOK = ROOT / "tests/faults/playbooks/lock.yml"
+
+
+def lock_vars(name, **more):
+    # A Lease of its own per test (in default), so that a parallel converge on the same cluster is not disturbed.
+    return {"tensafe_kubeconfig": str(ROOT / ".cluster/kubeconfig"), "tensafe_lock_namespace": "default",
+            "tensafe_lock_name": name, **more}
+
+
+def lease(name):
+    from conftest import sh
+    result = sh("kubectl", "get", "lease", name, "-n", "default", "-o", "json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+@pytest.fixture()
+def lock_name():
+    from conftest import sh
+    name = f"faults-lock-{uuid.uuid4().hex[:6]}"
+    yield name
+    sh("kubectl", "delete", "lease", name, "-n", "default", "--ignore-not-found", check=False)
+
+
+def hold(lock_name, tmp_path, **more):
+    """A run that takes the lock and holds it until the returned file is removed."""
+    hold_file = tmp_path / f"hold-{uuid.uuid4().hex[:4]}"
+    hold_file.touch()
+    run = start_playbook(LOCK_PLAYBOOK, extra=lock_vars(lock_name, faults_hold_file=str(hold_file), **more),
+                         log=tmp_path / f"{hold_file.name}.log")
+    return run, hold_file
+
+
+def test_a_second_converge_refuses_naming_the_holder_then_waits_for_it(lock_name, tmp_path):
+    holder, hold_file = hold(lock_name, tmp_path)
+    try:
+        held = wait_for(lambda: lease(lock_name), "the first run to take the lock")
+        identity = held["spec"]["holderIdentity"]
+        assert re.fullmatch(rf"\S+@\S+ pid {holder.pid} \(lock\.yml\)", identity), identity
+
+        refused = playbook(LOCK_PLAYBOOK, extra=lock_vars(lock_name))
+        assert refused.rc != 0, refused
+        message = re.sub(r"\s+", " ", refused.out)
+        assert f"Another converge holds the lock of this cluster: {identity}, since {held['spec']['acquireTime']}" \
+            in message, refused
+        assert f"delete lease {lock_name} -n default" in message, refused
+        assert lease(lock_name)["metadata"]["resourceVersion"] == held["metadata"]["resourceVersion"], \
+            "the refused run wrote the Lease"
+
+        # tensafe_lock_wait: the second run waits; the first finishes meanwhile, then the second takes the lock.
+        waiter = start_playbook(LOCK_PLAYBOOK, extra=lock_vars(lock_name, tensafe_lock_wait=60),
+                                log=tmp_path / "waiter.log")
+        time.sleep(8)
+        assert waiter.poll() is None, (tmp_path / "waiter.log").read_text()
+        hold_file.unlink()
+        assert holder.wait(timeout=120) == 0, (tmp_path / f"{hold_file.name}.log").read_text()
+        assert waiter.wait(timeout=120) == 0, (tmp_path / "waiter.log").read_text()
+        assert lease(lock_name) is None, "the waiting run did not give the lock back"
+    finally:
+        hold_file.unlink(missing_ok=True)
+        kill_hard(holder, lock_name)
+
+
+def test_a_failed_run_gives_the_lock_back(lock_name):
+    failed = playbook(LOCK_PLAYBOOK, extra=lock_vars(lock_name, faults_fail=True))
+    assert failed.rc != 0 and "the work failed" in failed.out, failed
+    assert lease(lock_name) is None
+
+
+def test_a_lock_whose_holder_crashed_is_taken_over(lock_name, tmp_path):
+    holder, hold_file = hold(lock_name, tmp_path)
+    try:
+        wait_for(lambda: lease(lock_name), "the first run to take the lock")
+        kill_hard(holder, lock_name)  # kill -9: no always: section runs, the Lease stays
+        crashed = lease(lock_name)
+        assert crashed, "the Lease of the killed run is gone"
+        run = playbook(LOCK_PLAYBOOK, extra=lock_vars(lock_name))
+        assert run.rc == 0, run
+        message = re.sub(r"\s+", " ", run.out)
+        assert "its process is gone from this host" in message and crashed["spec"]["holderIdentity"] in message, run
+    finally:
+        hold_file.unlink(missing_ok=True)
+
+
+def put_lease(name, holder, host, renewed_seconds_ago, duration):
+    from conftest import sh
+    stamp = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=renewed_seconds_ago)).strftime(
+        "%Y-%m-%dT%H:%M:%S.%fZ")
+    manifest = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": name, "namespace": "default", "annotations": {
+                    "tensafe.io/holder-host": host, "tensafe.io/holder-pid": "1"}},
+                "spec": {"holderIdentity": holder, "leaseDurationSeconds": duration, "acquireTime": stamp,
+                         "renewTime": stamp}}
+    sh("kubectl", "apply", "-f", "-", input=json.dumps(manifest))
+
+
+def test_a_lease_held_elsewhere_is_refused_until_it_expires(lock_name):
+    put_lease(lock_name, "ops@build-7 pid 1 (site.yml)", "build-7", renewed_seconds_ago=30, duration=3600)
+    refused = playbook(LOCK_PLAYBOOK, extra=lock_vars(lock_name))
+    assert refused.rc != 0, refused
+    assert "holds the lock of this cluster: ops@build-7 pid 1 (site.yml)" in re.sub(r"\s+", " ", refused.out), refused
+
+    put_lease(lock_name, "ops@build-7 pid 1 (site.yml)", "build-7", renewed_seconds_ago=7200, duration=3600)
+    taken = playbook(LOCK_PLAYBOOK, extra=lock_vars(lock_name))
+    assert taken.rc == 0, taken
+    message = re.sub(r"\s+", " ", taken.out)
+    assert "expired (not renewed for" in message and "ops@build-7 pid 1 (site.yml)" in message, taken
+
+
+def test_runs_racing_for_an_expired_lock_cannot_both_win(lock_name, tmp_path):
+    """Optimistic concurrency: every racer read the same resourceVersion; exactly one write can succeed."""
+    put_lease(lock_name, "ops@build-7 pid 1 (site.yml)", "build-7", renewed_seconds_ago=7200, duration=3600)
+    racers = [hold(lock_name, tmp_path) for _ in range(3)]
+    try:
+        winners = wait_for(lambda: lease(lock_name)["spec"]["holderIdentity"].endswith("(lock.yml)")
+                           and lease(lock_name)["spec"]["holderIdentity"], "a racer to take the lock")
+        losers = [(run, file) for run, file in racers if f"pid {run.pid} " not in winners]
+        assert len(losers) == 2, winners
+        for run, hold_file in losers:
+            assert run.wait(timeout=180) != 0
+            log = (tmp_path / f"{hold_file.name}.log").read_text()
+            assert ("another run took it at the same moment" in log
+                    or "Another converge holds the lock of this cluster" in log), log
+    finally:
+        for run, hold_file in racers:
+            hold_file.unlink(missing_ok=True)
+        for run, _ in racers:
+            run.wait(timeout=180)
+    assert lease(lock_name) is None
+
+
+def test_site_yml_takes_the_lock_after_validation(cluster, tmp_path):
+    """site.yml itself (every role switched off: only validation and the lock run): refused while the lock is held,
+    and --tags validate takes no lock."""
+    from conftest import sh
+    off = {f"tensafe_{role}_enabled": False for role in ("prerequisites", "datastores", "vault", "observability", "app")}
+    site = ("-i", str(ROOT / "inventories/local"))
+    holder_vars = {"tensafe_kubeconfig": str(ROOT / ".cluster/kubeconfig"), "tensafe_lock_namespace": "default",
+                   "tensafe_lock_name": f"site-{uuid.uuid4().hex[:6]}"}
+    put_lease(holder_vars["tensafe_lock_name"], "ops@build-7 pid 1 (site.yml)", "build-7", 30, 3600)
+    try:
+        refused = playbook(ROOT / "playbooks/site.yml", *site, extra={**off, **holder_vars})
+        assert refused.rc != 0, refused
+        assert "holds the lock of this cluster: ops@build-7" in re.sub(r"\s+", " ", refused.out), refused
+        validate = playbook(ROOT / "playbooks/site.yml", *site, "--tags", "validate", extra={**off, **holder_vars})
+        # The lock is held by someone else: had --tags validate tried to take it, it would have been refused.
+        assert validate.rc == 0, validate
+    finally:
+        sh("kubectl", "delete", "lease", holder_vars["tensafe_lock_name"], "-n", "default", check=False)
