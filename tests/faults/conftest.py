@@ -28,7 +28,9 @@ def sh(*cmd, check=True, timeout=300, **kwargs):
 
 @pytest.fixture(scope="session")
 def cluster():
-    """The hermetic cluster of this checkout (started when it is not running); its kubeconfig path."""
+    """The hermetic cluster of this checkout (started when it is not running); its kubeconfig path. Its ports come
+    from the environment (CLUSTER_APISERVER_PORT etc., see docs/hermetic-cluster.md): export the same ones as for the
+    hack/cluster-up.sh that started it, or it is restarted on the default ports."""
     sh("hack/cluster-up.sh", timeout=600)
     return KUBECONFIG
 
@@ -149,7 +151,11 @@ def apiserver(cluster):
             pid = component_pid("kube-apiserver")
             assert pid, "the kube-apiserver is not running"
             os.killpg(pid, signal.SIGTERM)
-            wait_for(lambda: component_pid("kube-apiserver") is None, "the kube-apiserver to stop", timeout=60)
+            try:  # a graceful stop drains open requests (Helm's watches) first; hack/cluster-down.sh waits as long
+                wait_for(lambda: component_pid("kube-apiserver") is None, "the kube-apiserver to stop", timeout=20)
+            except AssertionError:
+                os.killpg(pid, signal.SIGKILL)
+                wait_for(lambda: component_pid("kube-apiserver") is None, "the kube-apiserver to die", timeout=20)
 
         def start(self):
             sh("hack/cluster-up.sh", timeout=600)

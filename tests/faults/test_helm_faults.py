@@ -265,3 +265,50 @@ def test_site_yml_takes_the_lock_after_validation(cluster, tmp_path):
         assert validate.rc == 0, validate
     finally:
         sh("kubectl", "delete", "lease", holder_vars["tensafe_lock_name"], "-n", "default", check=False)
+
+
+# --- The kube-apiserver stopped in the middle of a converge ----------------------------------------------------------
+
+
+def test_the_apiserver_stopped_mid_rollout_then_a_rerun_converges(namespace, apiserver, tmp_path):
+    """Two releases (helm_releases' parallel jobs) are upgraded; their new pods need a node label that no node has yet,
+    so both `helm upgrade --wait` are running when the apiserver stops. The run must fail (and say why); after the
+    apiserver is back and the label is on a node, a plain rerun either converges or stops at the stuck releases
+    (then the recovery switch converges), and the next rerun changes nothing."""
+    from conftest import sh
+    name, label = namespace, f"tensafe.test/{namespace}"
+    names = [name, f"{name}-1"]
+    assert converge(namespace, name, 1, faults_releases=2).rc == 0
+    before = {n: len(helm_history(n, namespace)) for n in names}
+    upgrade = {"faults_releases": 2, "faults_node_label": label}
+    run = start_playbook(RELEASE_PLAYBOOK, extra=release_vars(namespace, name, 2, **upgrade), log=tmp_path / "cut.log")
+    try:
+        wait_for(lambda: all(len(helm_history(n, namespace)) > before[n] for n in names), "both upgrades to start")
+        apiserver.stop()
+        rc = run.wait(timeout=300)
+    finally:
+        kill_hard(run, name)
+        apiserver.start()
+    cut = re.sub(r"\s+", " ", (tmp_path / "cut.log").read_text())
+    print(f"run cut by the apiserver stop: rc={rc}; what it said: {cut[cut.find('fatal'):][:1500]}")
+    assert rc != 0
+    assert "did not roll out" in cut or "connection refused" in cut.lower(), cut[-3000:]
+    assert "nodeLabel" not in cut, "a failure printed the release values"
+    states = {n: helm_history(n, namespace)[-1]["status"] for n in names}
+    print(f"release states after the cut: {states}")
+
+    sh("kubectl", "label", "node", "cpu-1", f"{label}=true", "--overwrite")
+    try:
+        plain = converge(namespace, name, 2, **upgrade)
+        if any(state.startswith("pending-") for state in states.values()):
+            # The rule of stuck releases: reported, nothing written; the switch recovers.
+            assert plain.rc != 0 and "tensafe_recover_stuck_releases=true" in plain.out, plain
+            plain = converge(namespace, name, 2, tensafe_recover_stuck_releases=True, **upgrade)
+        assert plain.rc == 0, plain
+        for n in names:
+            assert helm_history(n, namespace)[-1]["status"] == "deployed", helm_history(n, namespace)
+            assert configmap_revision(namespace, n) == "2"
+        again = converge(namespace, name, 2, **upgrade)
+        assert again.rc == 0 and again.recap()["changed"] == 0, again
+    finally:
+        sh("kubectl", "label", "node", "cpu-1", f"{label}-", check=False)
