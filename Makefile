@@ -11,7 +11,7 @@ export PATH := $(BIN):$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export HELM := $(BIN)/helm
 
-.PHONY: help setup system venv tools node-tools chart chart-docs lint yamllint ansible-lint changelog-lint docs-lint sanity build galaxy-import ee chart-test unit role-tests cluster-test bad-input leaks budget molecule test operators cluster-up cluster-down demo bench clean
+.PHONY: help setup system venv tools node-tools chart chart-docs lint yamllint ansible-lint changelog-lint docs-lint sanity build galaxy-import ee chart-test unit role-tests cluster-test bad-input leaks budget faults molecule test operators cluster-up cluster-down demo bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -107,13 +107,16 @@ bad-input: chart ## The playbooks against broken inventories: each fails before 
 leaks: chart ## site.yml at -vvv (converge, changing run, --check --diff) prints no secret, on the hermetic cluster
 	pytest -q -s tests/leaks
 
+faults: chart ## Faults on the hermetic cluster: a Helm upgrade/install killed mid-wait (stuck releases), two converges at once (the lock), the apiserver stopped mid-rollout
+	pytest -q tests/faults
+
 budget: chart ## A no-op rerun of site.yml within budget: <= 60 tasks not skipped, no API read made twice (hermetic cluster)
 	pytest -q -s tests/budget
 
 molecule: chart ## Every molecule scenario on the hermetic cluster (MOLECULE_CLUSTER=kind for kind)
 	hack/molecule-all.sh
 
-test: setup operators lint sanity build galaxy-import chart-test unit role-tests cluster-test bad-input leaks budget molecule ## Everything CI runs (installs what it needs first)
+test: setup operators lint sanity build galaxy-import chart-test unit role-tests cluster-test bad-input leaks budget faults molecule ## Everything CI runs (installs what it needs first)
 
 cluster-up: ## Start the hermetic test cluster (.cluster/kubeconfig)
 	hack/cluster-up.sh
