@@ -1,7 +1,7 @@
 """Helm and cluster faults on the hermetic cluster (issue 13 item 5, issue 11 item 2): a release left pending by an
 interrupted run, and the kube-apiserver stopped in the middle of a converge.
 
-Cheap on purpose: tests/faults/chart (one Deployment and a ConfigMap) rolled out through tensafe.k8s.common, the
+Cheap on purpose: tests/faults/charts/faults (one Deployment and a ConfigMap) rolled out through tensafe.k8s.common, the
 mechanism every role's releases go through (helm_release for one release, helm_releases' parallel jobs for several),
 rather than whole site.yml runs. The test makes the chart's rollout never finish (a nodeSelector no node has) so that
 `helm upgrade --wait` is still running when it kills the run with SIGKILL.
@@ -18,7 +18,7 @@ from conftest import (ROOT, helm_history, helm_records, kill_hard, playbook, res
                       wait_for)
 
 RELEASE_PLAYBOOK = ROOT / "tests/faults/playbooks/release.yml"
-CHART = ROOT / "tests/faults/chart"
+CHART = ROOT / "tests/faults/charts/faults"
 
 
 def release_vars(namespace, name, revision, **more):
