@@ -36,9 +36,12 @@ import standins  # noqa: E402
 # Issue 8's targets are 60 tasks, no API read twice and one Helm read per release. The budgets below are what the
 # code does now (a ratchet: lower them when a change cuts work; a change that needs more says why in its review), so
 # a change that adds work to every run fails here. Measured after issue 8's merge: 102 tasks (from 241 before).
-TASK_TARGET, TASK_BUDGET = 60, int(os.environ.get("BUDGET_TASKS", "102"))
-# Reads the playbook's own client repeats: distinct URIs read more than once (target 0).
-REPEATED_READ_BUDGET = int(os.environ.get("BUDGET_REPEATED_READS", "2"))
+# Issue 13's converge lock adds 4 (the run-wide settings check, read, take and give back the Lease): 106.
+TASK_TARGET, TASK_BUDGET = 60, int(os.environ.get("BUDGET_TASKS", "106"))
+# Reads the playbook's own client repeats: distinct URIs read more than once (target 0). The converge lock's Lease is
+# one of them (+1): kubernetes.core.k8s reads an object before it writes it, so the read that decides, the take
+# (patch with the resourceVersion read) and the give-back (delete with a resourceVersion precondition) each GET it.
+REPEATED_READ_BUDGET = int(os.environ.get("BUDGET_REPEATED_READS", "3"))
 HELM_READS_PER_RELEASE = int(os.environ.get("BUDGET_HELM_READS_PER_RELEASE", "1"))
 # Releases and namespaces whose Helm reads exceed one kubernetes.core.helm call's (target 0).
 HELM_OVER_BUDGET = int(os.environ.get("BUDGET_HELM_OVER", "4"))
