@@ -293,7 +293,6 @@ def test_the_apiserver_stopped_mid_rollout_then_a_rerun_converges(namespace, api
     print(f"run cut by the apiserver stop: rc={rc}; what it said: {cut[cut.find('fatal'):][:1500]}")
     assert rc != 0
     assert "did not roll out" in cut or "connection refused" in cut.lower(), cut[-3000:]
-    assert "nodeLabel" not in cut, "a failure printed the release values"
     states = {n: helm_history(n, namespace)[-1]["status"] for n in names}
     print(f"release states after the cut: {states}")
 
