@@ -115,6 +115,9 @@ bad-input: chart ## The playbooks against broken inventories: each fails before 
 leaks: chart ## site.yml at -vvv (converge, changing run, --check --diff) prints no secret, on the hermetic cluster
 	pytest -q -s tests/leaks
 
+faults: chart ## Faults on the hermetic cluster: a Helm upgrade/install killed mid-wait (stuck releases), two converges at once (the lock), the apiserver stopped mid-rollout
+	pytest -q tests/faults
+
 budget: chart ## A no-op rerun of site.yml within budget: <= 60 tasks not skipped, no API read made twice (hermetic cluster)
 	pytest -q -s tests/budget
 
