@@ -212,7 +212,7 @@ def test_api_timeout_must_be_positive_seconds(tmp_path, inventory, fake_api, val
     use_cluster(inventory, kubeconfig, tensafe_api_timeout=value)
     result, output, _ = check(inventory)
     assert result.returncode != 0
-    assert "tensafe_api_timeout is" in output and "positive whole number of seconds" in output, output[-3000:]
+    assert "tensafe_api_timeout:" in output and "positive whole number of seconds" in output, output[-3000:]
     assert Recorder.requests == []
 
 

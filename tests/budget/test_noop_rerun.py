@@ -155,8 +155,18 @@ def test_tasks_within_budget(rerun):
         + "\n" + "\n".join(f"  {t['role'] or '(play)'}: {t['task']} ({t['path']})" for t in executed))
 
 
+# The converge lock (issue 13) is a protocol, not a read to cache: kubernetes.core.k8s reads its Lease before each
+# write, so the deciding read, the take (a patch with the resourceVersion read) and the give-back (a delete with a
+# resourceVersion precondition) each GET it. Budgeted apart, like Helm's reads of its release records.
+LOCK_LEASE = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/tensafe-converge"
+LOCK_READS_BUDGET = 3
+
+
 def test_api_reads_repeated_within_budget(rerun):
-    client = [r for r in rerun.requests if r["agent"] != "Helm"]
+    client = [r for r in rerun.requests if r["agent"] != "Helm" and not r["uri"].startswith(LOCK_LEASE)]
+    lock_reads = [r for r in rerun.requests if r["uri"].startswith(LOCK_LEASE) and r["verb"] in run_stats.READ_VERBS]
+    print(f"converge lock: {len(lock_reads)} reads of its Lease (budget {LOCK_READS_BUDGET})")
+    assert len(lock_reads) <= LOCK_READS_BUDGET, f"the converge lock read its Lease {len(lock_reads)} times"
     repeated = run_stats.duplicate_reads(client)
     print(f"client URIs read more than once: {len(repeated)} (budget {REPEATED_READ_BUDGET}, target 0)")
     assert len(repeated) <= REPEATED_READ_BUDGET, "the no-op rerun read these more than once:\n" + "\n".join(
