@@ -31,9 +31,12 @@ GOOD = [
     ("registry", "docker.io"), ("registry", "registry.local:5000"), ("path", "secret/data/tensafe"),
     ("int", 0, {"min": 0}), ("int", "3", {"min": 1}), ("float", "0.05", {"min": 0, "max": 1}),
     ("custom", "x", {"ok": True, "text": "t"}), ("dns_subdomain", "", {"allow_empty": True}),
+    ("chart_repo", "https://kedacore.github.io/charts"), ("chart_repo", "oci://registry-1.docker.io/bitnamicharts"),
+    ("chart_repo", str(pathlib.Path(__file__).parent)),  # a local directory of unpacked charts (chart_source takes it)
 ]
 
 BAD = [
+    ("chart_repo", "/no/such/chart/directory"), ("chart_repo", "kedacore.github.io/charts"), ("chart_repo", "ftp://host/c"),
     ("quantity", "2 Gi"), ("quantity", "-1"), ("quantity", "1.5.0"), ("quantity", "lots"), ("quantity", True), ("quantity", "8GB"),
     ("quantity", "8Gi\n"),
     ("resources", {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"cpu": "1", "memory": "8Gi"}}),

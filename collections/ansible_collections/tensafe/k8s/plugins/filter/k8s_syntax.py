@@ -220,6 +220,13 @@ def _rule_problem(check):
     if rule == "url":
         problem = _url(value, check.get("schemes"))
         return (problem, "a full URL, e.g. %s" % (check.get("example") or "https://host:port")) if problem else None
+    if rule == "chart_repo":
+        # What tensafe.k8s.chart_source takes: a chart repository or OCI URL, or a local directory of unpacked charts.
+        if isinstance(value, string_types) and os.path.isdir(value):
+            return None
+        problem = _url(value, ["https", "http", "oci"])
+        return ("%s, and is not an existing directory of unpacked charts" % problem,
+                "a repository URL (https://charts.example.com, oci://registry/path) or a local chart directory") if problem else None
     if rule == "image_repository":
         if not _full(IMAGE_REPOSITORY, value):
             return ("is not an image repository (lowercase path, optional registry host[:port]/, no tag or digest)",
