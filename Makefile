@@ -115,14 +115,11 @@ bad-input: chart ## The playbooks against broken inventories: each fails before 
 leaks: chart ## site.yml at -vvv (converge, changing run, --check --diff) prints no secret, on the hermetic cluster
 	pytest -q -s tests/leaks
 
-faults: chart ## Faults on the hermetic cluster: a Helm upgrade/install killed mid-wait (stuck releases), two converges at once (the lock), the apiserver stopped mid-rollout
+faults: chart ## Faults on the hermetic cluster: stuck releases, the converge lock, the apiserver stopped mid-rollout, Vault sealed/unreachable, a CRD deleted, GPUs taken
 	pytest -q tests/faults
 
 budget: chart ## A no-op rerun of site.yml within budget: <= 60 tasks not skipped, no API read made twice (hermetic cluster)
 	pytest -q -s tests/budget
-
-faults: chart ## Faults on the hermetic cluster
-	pytest -q tests/faults
 
 molecule: chart ## Every molecule scenario on the hermetic cluster (MOLECULE_CLUSTER=kind for kind)
 	hack/molecule-all.sh
