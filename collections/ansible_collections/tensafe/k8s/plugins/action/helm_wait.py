@@ -29,12 +29,12 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
-        _, args = self.validate_argument_spec(argument_spec={
+        args = self.validate_argument_spec(argument_spec={
             "jobs": {"type": "list", "elements": "dict", "required": True},
             "timeout": {"type": "int", "required": True},
             "delay": {"type": "float", "default": 1.0},
             "outcomes": {"type": "dict", "default": {}},
-        })
+        })[1]
         if self._task.check_mode:
             raise AnsibleActionFail("helm_wait does not run in check mode: the releases are predicted one by one")
         async_dir = self._remote_expand_user(self.get_shell_option("async_dir", default="~/.ansible_async"))

