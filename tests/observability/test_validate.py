@@ -64,7 +64,7 @@ GOOD = [
                             "observability_prometheus_url": "http://prometheus-kube-prometheus-prometheus.monitoring.svc.cluster.local:9090",
                             "observability_service_monitor_labels": {"release": "prometheus"}}),
     ("jaeger-off-any-host", {"observability_jaeger_enabled": False, "observability_jaeger_agent_host": "otel-collector.tracing"}),
-    ("air-gapped", {"observability_prometheus_chart_repo": "", "observability_prometheus_chart_archive_dir": "/srv/charts",
+    ("air-gapped", {"observability_prometheus_chart_repo": "", "observability_prometheus_chart_archive_dir": "/tmp",
                     "observability_image_registry": "registry.example.com:5000/mirror"}),
 ]
 
