@@ -18,7 +18,7 @@
 #   CLUSTER_KCM_PORT=20257 CLUSTER_SCHEDULER_PORT=20259 CLUSTER_KWOK_PORT=20247
 #   OPENBAO=1 OPENBAO_PORT=28200 OPENBAO_BIN=.venv/bin/bao
 #   CLUSTER_NETWORK=1        the cluster network proxy (0: not started, every call into the cluster fails)
-#   CLUSTER_OPERATORS=""     operators to run as host processes: "keda prometheus-operator" (make operators
+#   CLUSTER_OPERATORS="keda prometheus-operator"  operators run as host processes ("" for none; make operators
 #                            builds them; hack/cluster/operators.sh), CLUSTER_OPERATORS_PORT_BASE=20400
 #   CRDS_DIR=../shared/crds  CRDs applied server-side (CRDS=0 to skip)
 #   PV_COUNT=30 PV_SIZE=1Ti  pre-created PersistentVolumes of StorageClass "standard"
