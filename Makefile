@@ -112,30 +112,30 @@ cluster-test: ## The hermetic cluster's own tests: the cluster network (APIServi
 bad-input: chart ## The playbooks against broken inventories: each fails before any cluster call
 	pytest -q tests/bad_input
 
-leaks: chart ## site.yml at -vvv (converge, changing run, --check --diff) prints no secret, on the hermetic cluster
+leaks: chart operators ## site.yml at -vvv (converge, changing run, --check --diff) prints no secret, on the hermetic cluster
 	pytest -q -s tests/leaks
 
-faults: chart ## Faults on the hermetic cluster: stuck releases, the converge lock, the apiserver stopped mid-rollout, Vault sealed/unreachable, a CRD deleted, GPUs taken
+faults: chart operators ## Faults on the hermetic cluster: stuck releases, the converge lock, the apiserver stopped mid-rollout, Vault sealed/unreachable, a CRD deleted, GPUs taken
 	pytest -q tests/faults
 
-budget: chart ## A no-op rerun of site.yml within budget: <= 60 tasks not skipped, no API read made twice (hermetic cluster)
+budget: chart operators ## A no-op rerun of site.yml within budget: <= 60 tasks not skipped, no API read made twice (hermetic cluster)
 	pytest -q -s tests/budget
 
-molecule: chart ## Every molecule scenario on the hermetic cluster (MOLECULE_CLUSTER=kind for kind)
+molecule: chart operators ## Every molecule scenario on the hermetic cluster (MOLECULE_CLUSTER=kind for kind)
 	hack/molecule-all.sh
 
 test: setup operators lint sanity build galaxy-import chart-test unit role-tests contract cluster-test bad-input leaks budget faults molecule ## Everything CI runs (installs what it needs first)
 
-cluster-up: ## Start the hermetic test cluster (.cluster/kubeconfig)
+cluster-up: operators ## Start the hermetic test cluster (.cluster/kubeconfig)
 	hack/cluster-up.sh
 
 cluster-down: ## Stop the hermetic test cluster
 	hack/cluster-down.sh
 
-demo: setup chart ## Bring up a local cluster and deploy the stack with inventories/local
+demo: setup chart operators ## Bring up a local cluster and deploy the stack with inventories/local
 	hack/demo.sh
 
-bench: chart ## site.yml converge and rerun against plain helm, on the hermetic cluster
+bench: chart operators ## site.yml converge and rerun against plain helm, on the hermetic cluster
 	.venv/bin/python hack/bench.py
 
 clean: ## Remove build outputs (keeps .venv and bin)

@@ -3,8 +3,8 @@
 
 Per run: a full converge of playbooks/site.yml with inventories/local on a clean slate, an idempotent rerun
 (must report changed=0), then the same Helm releases (same charts, same values, same order) uninstalled and
-applied with plain `helm upgrade --install --wait` back-to-back, twice (fresh, then no-op). Charts out of
-reach from here are replaced by the stand-ins in tests/fixtures/charts, for both sides alike.
+applied with plain `helm upgrade --install --wait` back-to-back, twice (fresh, then no-op). Both sides install the
+real upstream charts from the chart mirror (tests/chart_mirror.py), with the cluster's KEDA and Prometheus Operator.
 
 Printed: the four timings (mean ± stdev over BENCH_RUNS runs), the ratios against issue 8's targets (no-op rerun
 <= 2.0x the plain helm no-op loop, converge <= 1.5x the plain helm install loop), and where the time goes: the tasks
@@ -15,7 +15,6 @@ import json
 import os
 import pathlib
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -24,14 +23,14 @@ import time
 import yaml
 
 import run_stats
-import standins
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+import chart_mirror  # noqa: E402  (tests/ is not a package)
+
 TARGETS = {"converge / helm": 1.5, "rerun / helm no-op": 2.0}  # issue 8
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 KUBECONFIG = ROOT / ".cluster/kubeconfig"
-# Staged copy of the stand-ins (hack/standins.py).
-STANDINS = ROOT / ".cluster/bench-charts"
 BUNDLED = ROOT / "charts"
 ENV = dict(os.environ, PATH=f"{ROOT / 'bin'}:{ROOT / '.venv/bin'}:{os.environ['PATH']}",
            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), KUBECONFIG=str(KUBECONFIG), TENSAFE_LOCAL_GPUS="1",
@@ -52,13 +51,12 @@ def timed(*cmd, tasks_file=None):
 
 
 def bench_vars():
-    """Point every chart that has a stand-in at it (hack/standins.py, as tests/budget and tests/leaks do)."""
-    shutil.rmtree(STANDINS, ignore_errors=True)
-    out = standins.stage(STANDINS)
+    """Every upstream chart from the chart mirror; everything else as inventories/local says."""
     sh(sys.executable, "hack/package-chart.py")  # the app role installs the packaged chart
+    out = chart_mirror.archive_vars()
     path = ROOT / ".cluster/bench-vars.yml"
     path.write_text(yaml.safe_dump(out))
-    return path, sorted(out)
+    return path
 
 
 def stack_namespaces():
@@ -78,11 +76,14 @@ def releases():
     return sorted((r for r in items if r["namespace"] in NAMESPACES), key=lambda r: r["updated"])
 
 
-def chart_dir(chart):
+def chart_path(chart):
+    """The chart a release was installed from: the mirror's archive (<name>-<version>.tgz), or the app's own chart."""
+    archive = chart_mirror.MIRROR / f"{chart}.tgz"
+    if archive.is_file():
+        return archive
     name = re.sub(r"-v?\d+\.\d+\.\d+.*$", "", chart)
-    for base in (BUNDLED, STANDINS):
-        if (base / name).is_dir():
-            return base / name
+    if (BUNDLED / name).is_dir():
+        return BUNDLED / name
     sys.exit(f"bench: no local chart for {chart}")
 
 
@@ -117,7 +118,7 @@ def role_table(label, runs):
 
 def main():
     sh("hack/cluster-up.sh")
-    varfile, standins = bench_vars()
+    varfile = bench_vars()
     site = ("ansible-playbook", "playbooks/site.yml", "-i", "inventories/local", "-e", f"@{varfile}")
     rows, converge_tasks, rerun_tasks, rerun_requests = [], [], [], []
     tasks_file = ROOT / ".cluster/bench-tasks.json"
@@ -136,7 +137,7 @@ def main():
         for rel in releases():
             values = ROOT / f".cluster/bench-values-{rel['namespace']}-{rel['name']}.yaml"
             values.write_text(sh("helm", "get", "values", rel["name"], "-n", rel["namespace"], "-o", "yaml").stdout)
-            plan.append((rel, chart_dir(rel["chart"]), values))
+            plan.append((rel, chart_path(rel["chart"]), values))
         for rel, _, _ in plan:
             sh("helm", "uninstall", rel["name"], "-n", rel["namespace"], "--wait")
         helm_fresh = plain_helm(plan)
@@ -152,7 +153,7 @@ def main():
         return f"{mean:6.1f}s ± {spread:4.1f}"
 
     cols = list(zip(*rows))
-    print(f"\n{RUNS} runs on the hermetic cluster; stand-in charts for: {', '.join(standins) or 'none'}")
+    print(f"\n{RUNS} runs on the hermetic cluster; the real upstream charts of {chart_mirror.MIRROR}")
     for label, col in zip(("site.yml converge", "site.yml rerun", "plain helm install", "plain helm no-op"), cols):
         print(f"  {label:20} {stat(col)}")
     ratios = {

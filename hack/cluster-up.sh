@@ -18,7 +18,7 @@
 #   CLUSTER_KCM_PORT=20257 CLUSTER_SCHEDULER_PORT=20259 CLUSTER_KWOK_PORT=20247
 #   OPENBAO=1 OPENBAO_PORT=28200 OPENBAO_BIN=.venv/bin/bao
 #   CLUSTER_NETWORK=1        the cluster network proxy (0: not started, every call into the cluster fails)
-#   CLUSTER_OPERATORS=""     operators to run as host processes: "keda prometheus-operator" (make operators
+#   CLUSTER_OPERATORS="keda prometheus-operator"  operators run as host processes ("" for none; make operators
 #                            builds them; hack/cluster/operators.sh), CLUSTER_OPERATORS_PORT_BASE=20400
 #   CRDS_DIR=../shared/crds  CRDs applied server-side (CRDS=0 to skip)
 #   PV_COUNT=30 PV_SIZE=1Ti  pre-created PersistentVolumes of StorageClass "standard"
@@ -32,6 +32,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/cluster/operators.sh"
 T0_MS=$(date +%s%3N)
 CRDS="${CRDS:-1}"
 CRDS_DIR="${CRDS_DIR:-${ROOT}/../shared/crds}"
+# KEDA's CRDs come from the KEDA chart the roles install (its spec differs from the KEDA repository's bases), so the
+# prerequisites role finds them equal; ../shared/crds/keda-* is used only without the chart.
+KEDA_CRDS_CHART="${CLUSTER_KEDA_CRDS_CHART:-${CHART_MIRROR:-${ROOT}/../shared/charts}/keda-2.20.2.tgz}"
 PV_COUNT="${PV_COUNT:-30}"
 PV_SIZE="${PV_SIZE:-1Ti}"
 TIMEOUT="${CLUSTER_UP_TIMEOUT:-120}"
@@ -125,9 +128,16 @@ setup_hash() {
     cat "${CFG_DIR}/nodes.yaml" "${CFG_DIR}/storage.yaml" "${BASH_SOURCE[0]}"
     echo "pv ${PV_COUNT} ${PV_SIZE} crds=${CRDS}"
     if [ "${CRDS}" = 1 ]; then
-      find "${CRDS_DIR}" -mindepth 2 -maxdepth 2 -name '*.yaml' -print0 | sort -z | xargs -0 -r cat
+      crd_files | tr '\n' '\0' | xargs -0 -r cat
+      [ ! -f "${KEDA_CRDS_CHART}" ] || sha256sum "${KEDA_CRDS_CHART}"
     fi
   } | sha256sum | cut -d' ' -f1
+}
+
+# The CRD files of CRDS_DIR to apply (KEDA's only when its chart is absent).
+crd_files() {
+  find "${CRDS_DIR}" -mindepth 2 -maxdepth 2 -name '*.yaml' | sort \
+    | if [ -f "${KEDA_CRDS_CHART}" ]; then grep -v '/keda-v[^/]*/'; else cat; fi
 }
 
 print_summary() {
@@ -549,7 +559,14 @@ EOF
   kubectl apply --server-side --force-conflicts --field-manager=hermetic-cluster-up \
     -f "${CFG_DIR}/nodes.yaml" -f "${CFG_DIR}/storage.yaml" -f "${CLUSTER_DIR}/pvs.yaml" >/dev/null
   if [ "${CRDS}" = 1 ]; then
-    mapfile -t crd_files < <(find "${CRDS_DIR}" -mindepth 2 -maxdepth 2 -name '*.yaml' | sort)
+    mapfile -t crd_files < <(crd_files)
+    if [ -f "${KEDA_CRDS_CHART}" ]; then
+      "${BIN_DIR}/helm" template keda "${KEDA_CRDS_CHART}" --set crds.install=true > "${CLUSTER_DIR}/keda-crds.yaml.all"
+      "${ROOT}/.venv/bin/python" -c 'import sys, yaml; docs = [d for d in yaml.safe_load_all(sys.stdin) if d and d.get("kind") == "CustomResourceDefinition"]; print(yaml.safe_dump_all(docs))' \
+        < "${CLUSTER_DIR}/keda-crds.yaml.all" > "${CLUSTER_DIR}/keda-crds.yaml"
+      rm -f "${CLUSTER_DIR}/keda-crds.yaml.all"
+      crd_files+=("${CLUSTER_DIR}/keda-crds.yaml")
+    fi
     if [ "${#crd_files[@]}" -gt 0 ]; then
       args=()
       for f in "${crd_files[@]}"; do args+=(-f "${f}"); done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: a local cluster (kind where Docker can pull images, else the hermetic test cluster) and the whole
-# stack from inventories/local. Charts that cannot be fetched from here are reported and their component is
-# left out (or, for the datastores, replaced by loopback servers used in external mode).
+# stack from inventories/local. With a chart mirror (tests/chart_mirror.py: CHART_MIRROR, ../shared/charts or the
+# `make charts` cache) every chart comes from it. Without one, charts that cannot be fetched from here are reported and
+# their component is left out (or, for the datastores, replaced by loopback servers used in external mode).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -29,6 +30,11 @@ echo "==> chart sources"
 vars="$root/.cluster/demo-vars.yml"
 echo "---" > "$vars"
 skipped=()
+mirror=$(.venv/bin/python -c 'import sys; sys.path.insert(0, "tests"); import chart_mirror; print(chart_mirror.MIRROR)')
+if [ -d "$mirror" ]; then
+  echo "    every upstream chart from the chart mirror $mirror"
+  .venv/bin/python -c 'import sys, yaml; sys.path.insert(0, "tests"); import chart_mirror; print(yaml.safe_dump(chart_mirror.archive_vars()))' >> "$vars"
+fi
 while IFS= read -r line; do
   [ -n "$line" ] || continue
   eval "$(python3 -c 'import json,sys,shlex; d=json.loads(sys.argv[1]); print(" ".join(f"{k}={shlex.quote(str(v))}" for k,v in d.items()))' "$line")"
@@ -49,7 +55,7 @@ VARS
   case "$repo" in oci://*) pull="helm pull ${repo%/}/$chart --version $version" ;; *) pull="helm pull $chart --repo $repo --version $version" ;; esac
   instead=""; case "$role" in datastores) instead=" — using PostgreSQL/Redis on loopback in external mode instead" ;; esac
   skipped+=("$role/$component: chart $chart $version from $repo is out of reach ($reason)$instead; set $variable to a directory holding $chart-$version.tgz ($pull)")
-done < <(python3 hack/chart-sources.py --inventory inventories/local)
+done < <([ -d "$mirror" ] || python3 hack/chart-sources.py --inventory inventories/local)
 
 if grep -q "datastores_postgresql_mode: external" "$vars"; then
   DATASTORES_TEST_DIR="$root/.cluster/datastores" tests/datastores/servers.sh start >/dev/null

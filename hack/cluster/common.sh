@@ -32,8 +32,9 @@ NETWORK_SOCKET="${NETWORK_DIR}/cluster-network.sock"
 NETWORK_ROUTES="${NETWORK_DIR}/routes.json"
 CLUSTER_NETWORK_PYTHON="${CLUSTER_NETWORK_PYTHON:-python3}"
 
-# Operators run as host processes when named here (hack/cluster/operators.sh): "keda prometheus-operator".
-CLUSTER_OPERATORS="${CLUSTER_OPERATORS:-}"
+# Operators run as host processes (hack/cluster/operators.sh). Both by default: the roles install the real charts, which
+# rely on them (KEDA's metrics APIService, the Prometheus the Prometheus Operator runs). CLUSTER_OPERATORS="" runs none.
+CLUSTER_OPERATORS="${CLUSTER_OPERATORS-keda prometheus-operator}"
 CLUSTER_OPERATORS_PORT_BASE="${CLUSTER_OPERATORS_PORT_BASE:-20400}"   # its listeners use base+0..6
 
 # Start order; cluster-down stops in reverse (the operators first, whether named or not).

@@ -3,7 +3,7 @@
 # defines start_component, wait_for, gen_cert, write_kubeconfig, kubectl and the health checks).
 # See docs/hermetic-cluster.md, "Operators".
 #
-# CLUSTER_OPERATORS="keda prometheus-operator" names the ones to run (default: none). Each runs
+# CLUSTER_OPERATORS="keda prometheus-operator" names the ones to run (the default; "" runs none). Each runs
 #   - as its own user, hermetic:operator:<name>: a client certificate of the cluster CA, bound to
 #     cluster-admin by the ClusterRoleBinding hermetic:operator:<name>, in pki/operator-<name>.kubeconfig;
 #   - with a serving certificate for <service>.<namespace>.svc from a small CA of its own

@@ -1,7 +1,7 @@
 """What a no-op rerun of site.yml costs, counted, not timed (issue 8): a budget that fails when a change adds work
 to every run.
 
-On the hermetic cluster, with inventories/local and the stand-in charts of tests/fixtures/charts (the whole stack:
+On the hermetic cluster, with inventories/local and the real upstream charts of the chart mirror (the whole stack:
 7 upstream releases, the app, Vault configuration against the cluster's OpenBao): a converge, then a rerun that
 must change nothing. The rerun is counted two ways:
 - tasks: hack/callback_plugins/task_count.py records every task result; the ones not skipped are the work a run
@@ -31,7 +31,9 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "hack"))
 import run_stats  # noqa: E402  (hack/ is not a package)
-import standins  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tests"))
+import chart_mirror  # noqa: E402  (tests/ is not a package)
 
 # Issue 8's targets are 60 tasks, no API read twice and one Helm read per release; the budgets are the targets (a
 # change that adds work to every run fails here; one that needs more says why in its review). Measured: 241 tasks
@@ -98,7 +100,7 @@ def rerun(tmp_path_factory):
                     "API requests; restart it (hack/cluster-down.sh && hack/cluster-up.sh)")
     work = tmp_path_factory.mktemp("budget")
     varfile = work / "vars.yml"
-    varfile.write_text(yaml.safe_dump(standins.stage(work / "charts")))
+    varfile.write_text(yaml.safe_dump(chart_mirror.archive_vars()))
     existing = {item["metadata"]["name"] for item in
                 json.loads(sh("kubectl", "get", "namespaces", "-o", "json").stdout)["items"]}
     created = sorted(stack_namespaces() - existing)

@@ -8,11 +8,14 @@ import json
 import os
 import pathlib
 import subprocess
+import sys
 import uuid
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+import chart_mirror  # noqa: E402  (tests/ is not a package)
 CLUSTER = pathlib.Path(os.environ.get("CLUSTER_DIR", ROOT / ".cluster"))
 KUBECONFIG = CLUSTER / "kubeconfig"
 
@@ -22,8 +25,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-# The stand-in PostgreSQL and Redis charts (the Bitnami registry is out of reach here), as molecule uses them.
-CHARTS = {f"datastores_{store}_chart_repo": str(ROOT / "tests/fixtures/charts") for store in ("postgresql", "redis")}
+# The real upstream charts from the chart mirror (no chart repository is reachable here).
+CHARTS = chart_mirror.archive_vars()
 
 
 def playbook(name, *args):

@@ -9,8 +9,8 @@ inventory and the admin client key of the kubeconfig. No output of any run may c
 may contain a ServiceAccount token at all (a JWT, or its base64), which also covers the tokens the run created and
 deleted again (the verification login's), which no later read can collect.
 
-Charts come from the stand-ins in tests/fixtures/charts (no chart repository is reachable in CI); the stack's own
-tasks, modules and callbacks are the real ones. The run leaves the cluster as it found it.
+Charts are the real upstream ones from the chart mirror (tests/chart_mirror.py), with the KEDA and Prometheus
+Operator processes of the hermetic cluster doing their work; the stack's own tasks, modules and callbacks are the real ones. The run leaves the cluster as it found it.
 """
 import base64
 import binascii
@@ -28,8 +28,8 @@ import pytest
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "hack"))
-import standins  # noqa: E402  (hack/ is not a package)
+sys.path.insert(0, str(ROOT / "tests"))
+import chart_mirror  # noqa: E402  (tests/ is not a package)
 
 CLUSTER = ROOT / ".cluster"
 KUBECONFIG = CLUSTER / "kubeconfig"
@@ -177,7 +177,7 @@ def site(tmp_path_factory):
     sh("hack/cluster-up.sh")
     work = tmp_path_factory.mktemp("leaks")
     varfile = work / "vars.yml"
-    varfile.write_text(yaml.safe_dump(standins.stage(work / "charts")))
+    varfile.write_text(yaml.safe_dump(chart_mirror.archive_vars()))
     namespaces = stack_namespaces()
     existing = {item["metadata"]["name"] for item in kubectl_json("get", "namespaces")["items"]}
     created_namespaces = sorted(namespaces - existing)
