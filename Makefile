@@ -109,7 +109,7 @@ cluster-test: ## The hermetic cluster's own tests: the cluster network (APIServi
 	@# The operator tests leave KEDA, the Prometheus Operator and the real charts' CRDs behind: later suites start afresh.
 	hack/cluster-down.sh --purge
 
-bad-input: chart ## The playbooks against broken inventories: each fails before any cluster call
+bad-input: chart operators ## The playbooks against broken inventories: each fails before any cluster call
 	pytest -q tests/bad_input
 
 leaks: chart operators ## site.yml at -vvv (converge, changing run, --check --diff) prints no secret, on the hermetic cluster
