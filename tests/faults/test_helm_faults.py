@@ -293,7 +293,8 @@ def test_the_apiserver_stopped_mid_rollout_then_a_rerun_converges(namespace, api
     said = cut[cut.find("fatal"):] if "fatal" in cut else cut[-1500:]
     print(f"run cut by the apiserver stop: rc={rc}; what it said: {said[:1500]}")
     assert rc != 0
-    assert "did not roll out" in cut or "connection refused" in cut.lower(), cut[-3000:]
+    # Helm's own error and the reason the pods could not be explained, not a module trace of the failed pod read.
+    assert "did not roll out" in cut and "Its pods and events could not be read either" in cut, cut[-3000:]
     states = {n: helm_history(n, namespace)[-1]["status"] for n in names}
     print(f"release states after the cut: {states}")
 
