@@ -32,14 +32,15 @@ NETWORK_SOCKET="${NETWORK_DIR}/cluster-network.sock"
 NETWORK_ROUTES="${NETWORK_DIR}/routes.json"
 CLUSTER_NETWORK_PYTHON="${CLUSTER_NETWORK_PYTHON:-python3}"
 
-# Operators run as host processes (hack/cluster/operators.sh). Both by default: the roles install the real charts, which
-# rely on them (KEDA's metrics APIService, the Prometheus the Prometheus Operator runs). CLUSTER_OPERATORS="" runs none.
-CLUSTER_OPERATORS="${CLUSTER_OPERATORS-keda prometheus-operator}"
-CLUSTER_OPERATORS_PORT_BASE="${CLUSTER_OPERATORS_PORT_BASE:-20400}"   # its listeners use base+0..6
+# Operators run as host processes (hack/cluster/operators.sh). All by default: the roles install the real charts, which
+# rely on them (KEDA's metrics APIService, the Prometheus the Prometheus Operator runs), and the vault role's
+# external-secrets delivery relies on External Secrets. CLUSTER_OPERATORS="" runs none.
+CLUSTER_OPERATORS="${CLUSTER_OPERATORS-keda prometheus-operator external-secrets}"
+CLUSTER_OPERATORS_PORT_BASE="${CLUSTER_OPERATORS_PORT_BASE:-20400}"   # its listeners use base+0..6, +10
 
 # Start order; cluster-down stops in reverse (the operators first, whether named or not).
 COMPONENTS=(etcd cluster-network kube-apiserver kube-controller-manager kube-scheduler kwok pv-recycler openbao
-            keda-operator keda-metrics-apiserver keda-admission-webhooks prometheus-operator)
+            keda-operator keda-metrics-apiserver keda-admission-webhooks prometheus-operator external-secrets)
 
 LOG_T0_MS="$(date +%s%3N)"
 log() {
