@@ -461,7 +461,18 @@ wait_for kube-apiserver apiserver_ready
 if [ "${CLUSTER_NETWORK}" = 1 ]; then wait_for cluster-network cluster_network_healthy; fi
 
 restart_if_unhealthy kube-controller-manager
+# The HPA reacts within seconds here (tests/e2e scales on real metrics): a sync every 5 s, and 30 s of scale-down
+# stabilization instead of 5 minutes. A controller-manager started without them (an older cluster) restarts.
+KCM_HPA_FLAGS=(--horizontal-pod-autoscaler-sync-period=5s --horizontal-pod-autoscaler-downscale-stabilization=30s)
+if pid="$(component_pid kube-controller-manager)" \
+    && ! tr '\0' '\n' < "/proc/${pid}/cmdline" | grep -qxF -- "${KCM_HPA_FLAGS[0]}"; then
+  log "kube-controller-manager runs without ${KCM_HPA_FLAGS[0]}: restarting it (pid ${pid})"
+  signal_component TERM "${pid}"
+  for ((i = 0; i < 100; i++)); do component_pid kube-controller-manager >/dev/null || break; sleep 0.1; done
+  if component_pid kube-controller-manager >/dev/null; then signal_component KILL "${pid}"; sleep 0.5; fi
+fi
 start_component kube-controller-manager "${CLUSTER_KCM_PORT}" "${BIN_DIR}/kube-controller-manager" \
+  "${KCM_HPA_FLAGS[@]}" \
   --kubeconfig="${PKI_DIR}/kube-controller-manager.kubeconfig" \
   --authentication-kubeconfig="${PKI_DIR}/kube-controller-manager.kubeconfig" \
   --authorization-kubeconfig="${PKI_DIR}/kube-controller-manager.kubeconfig" \

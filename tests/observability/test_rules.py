@@ -32,6 +32,16 @@ def test_promtool_check_rules_accepts_the_rules(promtool, tmp_path, dcgm):
     assert ("nvidia_gpu_utilization" in [r.get("record") for g in groups for r in g["rules"]]) is dcgm
 
 
+def test_observability_alert_for_sets_only_the_alerts_it_names(promtool, tmp_path):
+    defaults = {r["alert"]: r["for"] for g in yaml.safe_load(render_rules())["groups"] for r in g["rules"]}
+    path = write_rules(tmp_path, observability_alert_for={"TenSafeGPUIdle": "20s", "TenSafeInferenceLatencyHigh": "1h30m"})
+    assert run_promtool(promtool, "check", "rules", str(path)).returncode == 0
+    rules = {r["alert"]: r for g in yaml.safe_load(path.read_text())["groups"] for r in g["rules"]}
+    assert {name: rule["for"] for name, rule in rules.items()} == {
+        **defaults, "TenSafeGPUIdle": "20s", "TenSafeInferenceLatencyHigh": "1h30m"}
+    assert "for 20s" in rules["TenSafeGPUIdle"]["annotations"]["description"]
+
+
 def test_every_alert_has_severity_summary_and_description(tmp_path):
     groups = yaml.safe_load(render_rules())["groups"]
     for rule in (r for g in groups for r in g["rules"] if "alert" in r):

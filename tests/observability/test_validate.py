@@ -42,6 +42,10 @@ BAD = [
     ("error-ratio-percent", {"observability_alert_error_ratio": 5}, "observability_alert_error_ratio"),
     ("latency-zero", {"observability_alert_latency_p95_slo_seconds": 0}, "observability_alert_latency_p95_slo_seconds"),
     ("gpu-idle-above-100", {"observability_alert_gpu_idle_percent": 150}, "observability_alert_gpu_idle_percent"),
+    ("alert-for-unknown-alert", {"observability_alert_for": {"TenSafeLatencyHigh": "1m"}},
+     "must map alert names (TenSafeInferenceLatencyHigh, "),
+    ("alert-for-go-duration", {"observability_alert_for": {"TenSafeGPUIdle": "1.5h"}}, "observability_alert_for"),
+    ("alert-for-not-a-map", {"observability_alert_for": "10m"}, "observability_alert_for"),
     ("registry-with-scheme", {"observability_image_registry": "https://registry.example.com"}, "observability_image_registry"),
     ("namespace-uppercase", {"observability_prometheus_release_namespace": "Monitoring",
                              "observability_prometheus_url": "http://kube-prometheus-stack-prometheus.Monitoring.svc:9090"},
@@ -53,6 +57,7 @@ BAD = [
 ]
 
 GOOD = [
+    ("alert-for-short", {"observability_alert_for": {"TenSafeGPUIdle": "20s", "TenSafeInferenceLatencyHigh": "1h30m"}}),
     ("selector-selects-all", {"observability_service_monitor_labels": {"team": "tensafe"},
                               "observability_prometheus_rule_labels": {"team": "tensafe"},
                               "observability_prometheus_values_overrides": {"prometheus": {"prometheusSpec": {

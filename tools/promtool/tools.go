@@ -1,8 +1,9 @@
 //go:build tools
 
-// Package tools pins promtool for hack/build-tools.sh.
+// Package tools pins promtool and the Prometheus server for hack/build-tools.sh.
 package tools
 
 import (
+	_ "github.com/prometheus/prometheus/cmd/prometheus"
 	_ "github.com/prometheus/prometheus/cmd/promtool"
 )
