@@ -11,7 +11,7 @@ export PATH := $(BIN):$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export HELM := $(BIN)/helm
 
-.PHONY: help setup system venv tools node-tools chart chart-docs lint yamllint ansible-lint changelog-lint docs-lint sanity build galaxy-import ee chart-test unit role-tests contract charts cluster-test bad-input leaks budget faults molecule test operators cluster-up cluster-down demo bench clean
+.PHONY: help setup system venv tools node-tools chart chart-docs lint yamllint ansible-lint changelog-lint docs-lint sanity build galaxy-import ee chart-test unit role-tests contract charts cluster-test bad-input leaks budget faults e2e molecule test operators cluster-up cluster-down demo bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -44,7 +44,7 @@ CHART := charts/tensafe
 chart-docs: node-tools ## Regenerate the chart README's Parameters table from the @param lines of its values.yaml
 	$(NODE_TOOLS)/node_modules/.bin/readme-generator -v $(CHART)/values.yaml -r $(CHART)/README.md
 
-tools: ## Build helm, kubectl, Kubernetes, etcd, kwok and promtool from the Go module proxy into bin/
+tools: ## Build helm, kubectl, Kubernetes, etcd, kwok, promtool and prometheus from the Go module proxy into bin/
 	hack/build-tools.sh
 
 # The operators of the hermetic cluster (tools/keda, tools/prometheus-operator, tools/cert-manager,
@@ -122,10 +122,15 @@ faults: chart operators ## Faults on the hermetic cluster: stuck releases, the c
 budget: chart operators ## A no-op rerun of site.yml within budget: <= 60 tasks not skipped, no API read made twice (hermetic cluster)
 	pytest -q -s tests/budget
 
+e2e: chart operators $(BIN)/.stamp ## The stack on the hermetic cluster with a real Prometheus (bin/prometheus): alerts fire, KEDA scales on it within the GPUs
+	pytest -q -s tests/e2e
+	@# The stack's releases stay behind: later suites start afresh.
+	hack/cluster-down.sh --purge
+
 molecule: chart operators ## Every molecule scenario on the hermetic cluster (MOLECULE_CLUSTER=kind for kind)
 	hack/molecule-all.sh
 
-test: setup operators lint sanity build galaxy-import chart-test unit role-tests contract cluster-test bad-input leaks budget faults molecule ## Everything CI runs (installs what it needs first)
+test: setup operators lint sanity build galaxy-import chart-test unit role-tests contract cluster-test bad-input leaks budget faults e2e molecule ## Everything CI runs (installs what it needs first)
 
 cluster-up: operators ## Start the hermetic test cluster (.cluster/kubeconfig)
 	hack/cluster-up.sh
