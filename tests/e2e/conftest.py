@@ -6,9 +6,11 @@ process whose series the tests set, evaluates the rule files the real Prometheus
 PrometheusRule (the prometheus-<name>-rulefiles-N ConfigMaps), and answers the KEDA operator (a host process) at the
 URL the app's ScaledObject names.
 """
+import ctypes
 import json
 import os
 import pathlib
+import signal
 import socket
 import subprocess
 import sys
@@ -41,6 +43,15 @@ PROMETHEUS_CR = "kube-prometheus-stack-prometheus"
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
+def pytest_collection_modifyitems(items):
+    """Autoscaling first: the alerts test's bad series scale the app out too (its ScaledObject reads the same
+    Prometheus), and scaling back in takes a stabilization window."""
+    first = [item for item in items if item.path == HERE / "test_autoscaling.py"]
+    rest = [item for item in items if item not in first]
+    at = next((n for n, item in enumerate(rest) if item.path.parent == HERE), len(rest))
+    items[:] = rest[:at] + first + rest[at:]
+
+
 def sh(*cmd, check=True, timeout=300):
     return subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, check=check, timeout=timeout)
 
@@ -68,11 +79,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+def die_with_parent():
+    """In the child before exec: SIGTERM when the test process dies, even by SIGKILL (Linux PR_SET_PDEATHSIG)."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
 class Synthetic:
     """TenSafe's series as the app and dcgm-exporter would expose them, for one pod in the app's namespace.
 
-    The latency histogram's counters grow at `latency_per_second` observations per second, all of `latency_seconds`;
-    a higher rate makes a new latency dominate rate(...[5m]) within seconds."""
+    The latency histogram's counters grow by `latency_per_second` observations per second, all of `latency_seconds`.
+    The chart's and the alerts' queries take rate(...[5m]): `feed` makes Prometheus forget the histogram's past, so
+    a new latency is what p95 says two scrapes later instead of after minutes of mixing with the old one."""
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -128,6 +145,13 @@ class HostPrometheus:
         return {r["metric"]["alertname"]: r["metric"]["alertstate"]
                 for r in self.query(f'ALERTS{{alertname=~"{pattern}"}}')}
 
+    def forget(self, selector):
+        """Delete the stored samples of these series up to now (the TSDB admin API)."""
+        query = urllib.parse.urlencode({"match[]": selector})
+        request = urllib.request.Request(f"{self.url}/api/v1/admin/tsdb/delete_series?{query}", method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 204, response.status
+
     def rule_groups(self):
         with urllib.request.urlopen(f"{self.url}/api/v1/rules", timeout=10) as response:
             return json.load(response)["data"]["groups"]
@@ -136,6 +160,12 @@ class HostPrometheus:
         request = urllib.request.Request(f"{self.url}/-/reload", method="POST")
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status == 200
+
+
+def feed(prometheus, synthetic, **values):
+    """Serve these values from now on; the latency histogram starts afresh (see Synthetic)."""
+    synthetic.set(**values)
+    prometheus.forget('{__name__=~"tensafe_inference_latency_seconds_.*"}')
 
 
 @pytest.fixture(scope="session")
@@ -190,8 +220,8 @@ def prometheus(synthetic, tmp_path_factory):
     log = open(work / "prometheus.log", "w")  # noqa: SIM115 (closed with the process)
     process = subprocess.Popen(
         ["nice", "-n", "19", str(PROMETHEUS), f"--config.file={config}", f"--storage.tsdb.path={work / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle", "--log.level=warn"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+         f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle", "--web.enable-admin-api", "--log.level=warn"],
+        stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
     server = HostPrometheus(f"http://127.0.0.1:{port}", rules_dir)
     try:
         def ready():
@@ -214,6 +244,8 @@ def prometheus(synthetic, tmp_path_factory):
 @pytest.fixture(scope="session")
 def stack(cluster, prometheus, tmp_path_factory):
     """site.yml converged with tests/e2e/stack.yml; the app's ScaledObject queries the host Prometheus."""
+    # An aborted earlier run can leave the app scaled out, which the app role's GPU preflight rightly refuses to roll.
+    sh("helm", "uninstall", APP, "-n", APP_NAMESPACE, "--wait", "--ignore-not-found", timeout=300)
     varfile = tmp_path_factory.mktemp("stack") / "vars.json"
     varfile.write_text(json.dumps({**chart_mirror.archive_vars(), "app_keda_prometheus_url": prometheus.url}))
     start = time.monotonic()

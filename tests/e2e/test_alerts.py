@@ -6,7 +6,7 @@ PrometheusRule (conftest.operator_rules); the synthetic series decide whether th
 """
 import time
 
-from conftest import STACK, wait_for
+from conftest import STACK, feed, wait_for
 
 WATCHED = ("TenSafeInferenceLatencyHigh", "TenSafeGPUIdle")
 FOR_SECONDS = max(int(STACK["observability_alert_for"][name].rstrip("s")) for name in WATCHED)
@@ -22,12 +22,12 @@ def test_the_operator_rule_files_hold_the_role_alerts(operator_rules, stack):
 
 def test_latency_and_gpu_alerts_fire_on_bad_series_and_stay_silent_on_good_ones(operator_rules, stack, synthetic):
     # Healthy: 20 ms, GPUs 50% busy. Nothing pending or firing after longer than `for` (plus a few evaluations).
-    synthetic.set(latency_seconds=0.02, latency_per_second=1000, queue_depth=0, gpu_percent=50)
+    feed(stack, synthetic, latency_seconds=0.02, queue_depth=0, gpu_percent=50)
     time.sleep(FOR_SECONDS + 5)
     assert stack.alerts(*WATCHED) == {}, "alerts are active on healthy series"
 
     # p95 of 400 ms (SLO 0.2 s), GPUs 3% busy (idle below 10%): pending at once, firing after `for`.
-    synthetic.set(latency_seconds=0.4, latency_per_second=100000, gpu_percent=3)
+    feed(stack, synthetic, latency_seconds=0.4, gpu_percent=3)
     start = time.monotonic()
     wait_for(lambda: stack.alerts(*WATCHED) == dict.fromkeys(WATCHED, "firing"),
              f"ALERTS{{alertstate='firing'}} for {', '.join(WATCHED)}", timeout=FOR_SECONDS + 60,
