@@ -1,17 +1,16 @@
 """The stack end to end on the hermetic cluster, with a real Prometheus server (bin/prometheus) as a host process.
 
 One session converges playbooks/site.yml (tests/e2e/stack.yml on inventories/local: KEDA, kube-prometheus-stack with
-the TenSafe alerts, the app with KEDA autoscaling). The Prometheus scrapes `Synthetic`, a small exporter in this
-process whose series the tests set, evaluates the rule files the real Prometheus Operator generated from the role's
-PrometheusRule (the prometheus-<name>-rulefiles-N ConfigMaps), and answers the KEDA operator (a host process) at the
-URL the app's ScaledObject names.
+the TenSafe alerts, the vault role against the cluster's OpenBao, the app with KEDA autoscaling). The Prometheus
+scrapes `Synthetic`, a small exporter in this process whose series the tests set, evaluates the rule files the real
+Prometheus Operator generated from the role's PrometheusRule (the prometheus-<name>-rulefiles-N ConfigMaps), and
+answers the KEDA operator (a host process) at the URL the app's ScaledObject names.
 """
 import ctypes
 import json
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -71,12 +70,6 @@ def wait_for(predicate, what, timeout, interval=1.0, explain=None):
             raise AssertionError(f"timed out after {timeout}s waiting for {what}"
                                  + (f"\n{explain()}" if explain else ""))
         time.sleep(interval)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def die_with_parent():
@@ -216,7 +209,8 @@ def prometheus(synthetic, tmp_path_factory):
         "scrape_configs": [{"job_name": "tensafe-synthetic", "honor_labels": True,
                             "static_configs": [{"targets": [f"127.0.0.1:{synthetic.port}"]}]}],
     }))
-    port = free_port()
+    # Next to the operators' ports (docs/hermetic-cluster.md), so that clusters on other ports do not collide.
+    port = int(os.environ.get("CLUSTER_OPERATORS_PORT_BASE") or 20400) + 21
     log = open(work / "prometheus.log", "w")  # noqa: SIM115 (closed with the process)
     process = subprocess.Popen(
         ["nice", "-n", "19", str(PROMETHEUS), f"--config.file={config}", f"--storage.tsdb.path={work / 'data'}",
