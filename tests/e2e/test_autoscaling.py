@@ -82,6 +82,7 @@ def test_keda_scales_on_the_real_prometheus_within_the_gpus(stack, synthetic):
     nodes = [p["spec"]["nodeName"] for p in current if p["spec"].get("nodeName")]
     assert set(nodes) <= GPU_NODES and all(nodes.count(n) == 2 for n in GPU_NODES), nodes
     pending = {p["metadata"]["name"] for p in current if not p["spec"].get("nodeName")}
+    assert {p["status"]["phase"] for p in current if p["metadata"]["name"] in pending} == {"Pending"}, state()
 
     def unschedulable_for_gpus():
         events = kubectl_json("get", "events", "-n", APP_NAMESPACE, "--field-selector", "reason=FailedScheduling")
