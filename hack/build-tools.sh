@@ -17,6 +17,9 @@
 #                                                (github.com/kedacore/keda/v2)
 #   tools/prometheus-operator  prometheus-operator
 #                                                (github.com/prometheus-operator/prometheus-operator)
+#   tools/cert-manager         cert-manager-controller
+#                                                (github.com/cert-manager/cert-manager: its controllers
+#                                                 under a small main of ours, tools/cert-manager/main.go)
 # These are built inside a copy of their own upstream module (TOOLS_SRC), so
 # their replace directives apply; tools/<name>/go.mod pins the version and
 # go.sum the module zip's hash, checked against what the proxy serves.
@@ -30,7 +33,7 @@
 # Environment:
 #   BUILD_TOOLS_ONLY="helm kubectl"  build only these tools (default: all but the
 #                                    operators, helm and kubectl first);
-#                                    BUILD_TOOLS_ONLY="keda prometheus-operator" the operators
+#                                    BUILD_TOOLS_ONLY="keda prometheus-operator cert-manager" the operators
 #   BIN_DIR=bin                      output directory (default: <repo>/bin)
 #   GO=/usr/local/go/bin/go          Go toolchain (default: go on PATH, else /usr/local/go/bin/go)
 #   GO_BUILD_P=2                     go build -p (parallel compile jobs)
@@ -47,7 +50,7 @@ GO_BUILD_P="${GO_BUILD_P:-2}"
 TOOLS_CACHE="${TOOLS_CACHE-${XDG_CACHE_HOME:-${HOME}/.cache}/tensafe-k8s-tools}"
 ALL_TOOLS="helm kubectl kube-apiserver kube-controller-manager kube-scheduler etcd kwok promtool"
 # Built only when named in BUILD_TOOLS_ONLY (make operators); not part of `make setup`/`make tools`.
-OPERATOR_TOOLS="keda prometheus-operator"
+OPERATOR_TOOLS="keda prometheus-operator cert-manager"
 TOOLS_SRC="${TOOLS_SRC:-${XDG_CACHE_HOME:-${HOME}/.cache}/tensafe-k8s-tools-src}"
 TOOLS="${BUILD_TOOLS_ONLY:-${ALL_TOOLS}}"
 
@@ -164,6 +167,15 @@ tool_spec() {
       LDFLAGS+=" -X github.com/prometheus/common/version.Revision=${v}"
       LDFLAGS+=" -X github.com/prometheus/common/version.Branch=HEAD"
       LDFLAGS+=" -X github.com/prometheus/common/version.BuildUser=tensafe-build-tools"
+      ;;
+    cert-manager)
+      # The upstream cmd/ modules are not on the proxy: our main.go over the root module's controllers, built in
+      # tools/cert-manager (cert-manager's go.mod has no replace directives, so its pins hold there too).
+      MOD_DIR="${ROOT}/tools/cert-manager"; PKG="tensafe.k8s/tools/cert-manager"; OUTS="cert-manager-controller"
+      v="$(mod_version "${MOD_DIR}" github.com/cert-manager/cert-manager)"
+      # As cert-manager's Makefile stamps them.
+      LDFLAGS+=" -X github.com/cert-manager/cert-manager/pkg/util.AppVersion=${v}"
+      LDFLAGS+=" -X github.com/cert-manager/cert-manager/pkg/util.AppGitCommit=${v}"
       ;;
     *) echo "build-tools: unknown tool '${tool}' (known: ${ALL_TOOLS} ${OPERATOR_TOOLS})" >&2; return 1 ;;
   esac

@@ -3,7 +3,7 @@
 # defines start_component, wait_for, gen_cert, write_kubeconfig, kubectl and the health checks).
 # See docs/hermetic-cluster.md, "Operators".
 #
-# CLUSTER_OPERATORS="keda prometheus-operator" names the ones to run (the default; "" runs none). Each runs
+# CLUSTER_OPERATORS="keda prometheus-operator cert-manager" names the ones to run (the default; "" runs none). Each runs
 #   - as its own user, hermetic:operator:<name>: a client certificate of the cluster CA, bound to
 #     cluster-admin by the ClusterRoleBinding hermetic:operator:<name>, in pki/operator-<name>.kubeconfig;
 #   - with a serving certificate for <service>.<namespace>.svc from a small CA of its own
@@ -48,6 +48,7 @@ operator_port() {
     keda-admission-webhooks) echo $(( b + 4 )) ;;     # HTTPS, the webhooks' backend
     keda-admission-webhooks-health) echo $(( b + 5 )) ;;
     prometheus-operator) echo $(( b + 6 )) ;;         # HTTPS: /healthz, /metrics, admission
+    cert-manager-controller) echo $(( b + 12 )) ;;    # HTTP /healthz
   esac
 }
 
@@ -55,6 +56,7 @@ operator_components() { # operator_components <operator>
   case "$1" in
     keda) echo keda-operator keda-metrics-apiserver keda-admission-webhooks ;;
     prometheus-operator) echo prometheus-operator ;;
+    cert-manager) echo cert-manager-controller ;;
     *) return 1 ;;
   esac
 }
@@ -65,6 +67,7 @@ operator_healthy() { # operator_healthy <component>
     keda-metrics-apiserver) curl -fsSk --max-time 2 "https://${CLUSTER_HOST}:$(operator_port keda-metrics-apiserver)/healthz" >/dev/null 2>&1 ;;
     keda-admission-webhooks) curl -fsS --max-time 2 "http://${CLUSTER_HOST}:$(operator_port keda-admission-webhooks-health)/healthz" >/dev/null 2>&1 ;;
     prometheus-operator) curl -fsSk --max-time 2 "https://${CLUSTER_HOST}:$(operator_port prometheus-operator)/healthz" >/dev/null 2>&1 ;;
+    cert-manager-controller) curl -fsS --max-time 2 "http://${CLUSTER_HOST}:$(operator_port cert-manager-controller)/healthz" >/dev/null 2>&1 ;;
   esac
 }
 
@@ -201,12 +204,48 @@ start_prometheus_operator() {
     --log-format=logfmt --log-level=info
 }
 
+# cert-manager v1.21.2's controllers (tools/cert-manager: certificates, SelfSigned/CA issuers, approver, Ingress shim;
+# no webhook: nothing here needs its defaulting or conversion). Its CRDs come from the pinned module itself
+# (deploy/crds in the module cache: `go mod download`, no copy in this repository). The ClusterIssuer
+# CERT_MANAGER_ISSUER (self-signed) is the one inventories/local names for the app's Ingress.
+CERT_MANAGER_NS="${CLUSTER_CERT_MANAGER_NAMESPACE:-cert-manager}"
+CERT_MANAGER_ISSUER="${CLUSTER_CERT_MANAGER_ISSUER:-hermetic-selfsigned}"
+start_cert_manager() {
+  local dir version go
+  need_bins cert-manager cert-manager-controller
+  operator_identity cert-manager
+  go="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
+  version="$(awk '$1 == "github.com/cert-manager/cert-manager" { print $2; exit }' "${ROOT}/tools/cert-manager/go.mod")"
+  # From / (no go.mod there): the module as pinned, out of the module cache where the build put it.
+  dir="$(cd / && GOFLAGS="" GOTOOLCHAIN=local "${go}" mod download -json "github.com/cert-manager/cert-manager@${version}" \
+           | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+  [ -d "${dir}/deploy/crds" ] || die "cert-manager CRDs not found in the module cache (${dir:-go mod download failed}/deploy/crds)"
+  kubectl apply --server-side --force-conflicts --field-manager=hermetic-cluster-up-operators -f "${dir}/deploy/crds/" >/dev/null
+  kubectl wait --for=condition=Established --timeout="${TIMEOUT}s" -f "${dir}/deploy/crds/" >/dev/null
+  kubectl create namespace "${CERT_MANAGER_NS}" --dry-run=client -o yaml \
+    | kubectl apply --server-side --field-manager=hermetic-cluster-up -f - >/dev/null
+  restart_if_unhealthy cert-manager-controller
+  start_component cert-manager-controller "$(operator_port cert-manager-controller)" "${BIN_DIR}/cert-manager-controller" \
+    --kubeconfig="${PKI_DIR}/operator-cert-manager.kubeconfig" --cluster-resource-namespace="${CERT_MANAGER_NS}" \
+    --health-listen-address="${CLUSTER_HOST}:$(operator_port cert-manager-controller)"
+  kubectl apply --server-side --force-conflicts --field-manager=hermetic-cluster-up -f - >/dev/null <<EOF
+apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata:
+  name: ${CERT_MANAGER_ISSUER}
+  labels: {hermetic.tensafe.io/operator: cert-manager}
+spec:
+  selfSigned: {}
+EOF
+}
+
 start_operators() {
   local op c
   for op in ${CLUSTER_OPERATORS}; do
     case "${op}" in
       keda) start_keda ;;
       prometheus-operator) start_prometheus_operator ;;
+      cert-manager) start_cert_manager ;;
     esac
   done
   for op in ${CLUSTER_OPERATORS}; do
@@ -218,3 +257,4 @@ operator_health_keda_operator() { operator_healthy keda-operator; }
 operator_health_keda_metrics_apiserver() { operator_healthy keda-metrics-apiserver; }
 operator_health_keda_admission_webhooks() { operator_healthy keda-admission-webhooks; }
 operator_health_prometheus_operator() { operator_healthy prometheus-operator; }
+operator_health_cert_manager_controller() { operator_healthy cert-manager-controller; }
