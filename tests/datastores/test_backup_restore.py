@@ -41,7 +41,8 @@ def run_playbook(tmp_path, kubeconfig, playbook, variables, *args):
     env["PATH"] = f"{ROOT / 'bin'}:{ROOT / '.venv/bin'}:{env['PATH']}"
     result = subprocess.run(["ansible-playbook", "-i", str(inv / "hosts.yml"), str(ROOT / "playbooks" / playbook), *args],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
-    return result, result.stdout + result.stderr
+    # Whitespace folded: the yaml callback wraps long messages.
+    return result, " ".join((result.stdout + result.stderr).split())
 
 
 def kubectl(kubeconfig, *args, check=True):
