@@ -235,3 +235,13 @@ def test_the_gpu_preflight_counts_the_live_colour(namespace):
     assert "6 requested by other pods" in run.text, run
     assert release_status(COLOUR, namespace) is None, "refused before any write"
     assert backend(namespace) == RELEASE
+
+
+@pytest.mark.parametrize("bad", [{"app_blue_green_gate_max_error_rate": 2}, {"app_blue_green_gate_interval": 0},
+                                 {"app_blue_green_helm_test_timeout": "five minutes"},
+                                 {"app_blue_green_gate_prometheus_url": "prometheus:9090"}])
+def test_bad_gate_input_fails_before_any_write(namespace, bad):
+    run = blue_green(namespace, app_blue_green_image_tag="4.1.0", **bad)
+    assert run.rc != 0, run
+    assert "Blue-green health checks: " in run.text and next(iter(bad)) in run.text, run
+    assert json.loads(sh("helm", "list", "-a", "-n", namespace, "-o", "json").stdout) == []
