@@ -245,3 +245,32 @@ def test_bad_gate_input_fails_before_any_write(namespace, bad):
     assert run.rc != 0, run
     assert "Blue-green health checks: " in run.text and next(iter(bad)) in run.text, run
     assert json.loads(sh("helm", "list", "-a", "-n", namespace, "-o", "json").stdout) == []
+
+
+def test_the_default_gate_query_is_the_error_rate_of_the_new_colour_alone(tmp_path):
+    """The query the fake Prometheus cannot evaluate, evaluated by promtool on synthetic series: 10 of 100 requests of
+    tensafe-green fail (0.1), while the live release's 5xx (another job) must not count (else 0.4)."""
+    promtool = ROOT / "bin/promtool"
+    if not promtool.exists():
+        pytest.skip("bin/promtool is not built (make tools)")
+    defaults = (ROOT / "collections/ansible_collections/tensafe/k8s/roles/app/defaults/main.yml").read_text()
+    query = yaml_load(defaults)["app_blue_green_gate_query"]
+    query = query.replace("{{ app_tensafe_release_namespace }}", "tensafe").replace("{{ _app_color_release }}", COLOUR)
+    assert "{{" not in query, query
+    series = 'tensafe_requests_total{namespace="tensafe",job="%s",code="%s"}'
+    (tmp_path / "gate_test.yaml").write_text(json.dumps({
+        "rule_files": [], "evaluation_interval": "15s",
+        "tests": [{"interval": "15s",
+                   "input_series": [{"series": series % (COLOUR, "200"), "values": "0+90x20"},
+                                    {"series": series % (COLOUR, "503"), "values": "0+10x20"},
+                                    {"series": series % (RELEASE, "503"), "values": "0+50x20"}],
+                   "promql_expr_test": [{"expr": query, "eval_time": "4m",
+                                         "exp_samples": [{"labels": "{}", "value": 0.1}]}]}]}))
+    result = subprocess.run([str(promtool), "test", "rules", "gate_test.yaml"], cwd=tmp_path, capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def yaml_load(text):
+    import yaml
+    return yaml.safe_load(text)
