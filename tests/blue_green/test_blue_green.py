@@ -171,6 +171,7 @@ def test_a_failing_helm_test_keeps_the_traffic_on_the_live_release(namespace):
     assert backend(namespace) == RELEASE
     assert "the traffic is back on tensafe" in run.text, run
     assert "Failed step: Run the chart's helm test against the colour release" in run.text, run
+    assert f"{COLOUR}-test-health failed" in run.text, run  # helm's own reason, from its stderr
     assert release_status(COLOUR, namespace) == "deployed", "the failed colour is kept for inspection"
     phase = sh("kubectl", "get", "pod", f"{COLOUR}-test-health", "-n", namespace, "-o", "jsonpath={.status.phase}").stdout
     assert phase == "Failed", "the failed test pod is left for inspection"
