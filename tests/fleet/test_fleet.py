@@ -173,7 +173,7 @@ def test_the_rerun_changes_nothing_on_any_cluster(converged):
         assert helm_releases(name)[(NAMESPACE, RELEASE)]["revision"] == "1", f"{name}: a rerun made a new revision"
 
 
-def test_limit_converges_the_selected_cluster_only(fleet, converged):
+def test_limit_converges_the_selected_cluster_only(fleet):
     inv = inventory(fleet / "inventory-limit", "fleet-limit")
     result = site(inv, "--limit", "fleet-a")
     assert result.returncode == 0, result.stdout[-6000:]
@@ -194,7 +194,7 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_a_bad_value_in_one_cluster_stops_every_cluster_before_any_write(fleet, converged, case):
+def test_a_bad_value_in_one_cluster_stops_every_cluster_before_any_write(fleet, case):
     bad, named = BAD[case]
     if bad.get("tensafe_kubeconfig") == "UNREACHABLE":
         config = yaml.safe_load((CLUSTERS["fleet-b"]["dir"] / "kubeconfig").read_text())
