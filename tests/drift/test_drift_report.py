@@ -135,7 +135,10 @@ def assert_read_only(run, before, settled=True):
         before, after = ({k: v for k, v in d.items() if not k.startswith(CONTROLLED)} for d in (before, after))
     assert after == before, "drift.yml changed objects of the namespace"
     assert run.requests, "the audit log saw no request of the run"
-    writes = [f"{r['verb']} {r['uri']}" for r in run.requests
+    # The objects of the plan: the namespace and what is in it (the audit log also holds other runs on the cluster).
+    ours = [r for r in run.requests if f"/namespaces/{NAMESPACE}" in r["uri"]]
+    assert any("dryRun=All" in r["uri"] for r in ours), "the audit log saw no dry run of the run"
+    writes = [f"{r['verb']} {r['uri']}" for r in ours
               if r["verb"] not in run_stats.READ_VERBS | {"watch"} and "dryRun=All" not in r["uri"]]
     assert not writes, "drift.yml wrote to the cluster:\n" + "\n".join(writes)
 
