@@ -192,11 +192,11 @@ def drift_summary(report):
             if entry["component"] != component or entry["state"] == "in-sync":
                 continue
             where = entry["namespace"] + "/" if entry["namespace"] else ""
-            lines.append("  %s %s%s [%s] from %s%s" % (entry["kind"], where, entry["name"], entry["state"], entry["source"],
-                                                      ": " + entry["error"] if entry.get("error") else ""))
+            error = ": " + entry["error"] if entry.get("error") else ""
+            lines.append("  %s %s%s [%s] from %s%s" % (entry["kind"], where, entry["name"], entry["state"], entry["source"], error))
             for field in entry.get("fields") or []:
-                lines.append("    %s: live %s, inventory %s" % (field["path"], json.dumps(field["live"]),
-                                                                 json.dumps(field["desired"])))
+                live, desired = json.dumps(field["live"]), json.dumps(field["desired"])
+                lines.append("    %s: live %s, inventory %s" % (field["path"], live, desired))
     return lines
 
 
