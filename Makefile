@@ -11,7 +11,7 @@ export PATH := $(BIN):$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export HELM := $(BIN)/helm
 
-.PHONY: help setup system venv tools node-tools chart chart-docs lint yamllint ansible-lint changelog-lint docs-lint sanity build galaxy-import ee chart-test unit role-tests contract charts cluster-test bad-input leaks budget faults blue-green fleet molecule test operators cluster-up cluster-down demo bench clean
+.PHONY: help setup system venv tools node-tools chart chart-docs lint yamllint ansible-lint changelog-lint docs-lint sanity build galaxy-import ee chart-test unit role-tests contract charts cluster-test bad-input leaks budget faults blue-green fleet drift molecule test operators cluster-up cluster-down demo bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -128,10 +128,13 @@ fleet: chart ## One inventory, two hermetic clusters: site.yml converges both, r
 budget: chart operators ## A no-op rerun of site.yml within budget: <= 60 tasks not skipped, no API read made twice (hermetic cluster)
 	pytest -q -s tests/budget
 
+drift: chart operators ## playbooks/drift.yml on the hermetic cluster: no drift after a converge, changes out of band reported (secrets by hash), an HPA scale-out not, nothing written
+	pytest -q tests/drift
+
 molecule: chart operators ## Every molecule scenario on the hermetic cluster (MOLECULE_CLUSTER=kind for kind)
 	hack/molecule-all.sh
 
-test: setup operators lint sanity build galaxy-import chart-test unit role-tests contract cluster-test bad-input leaks budget faults blue-green fleet molecule ## Everything CI runs (installs what it needs first)
+test: setup operators lint sanity build galaxy-import chart-test unit role-tests contract cluster-test bad-input leaks budget faults blue-green fleet drift molecule ## Everything CI runs (installs what it needs first)
 
 cluster-up: operators ## Start the hermetic test cluster (.cluster/kubeconfig)
 	hack/cluster-up.sh
