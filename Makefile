@@ -47,10 +47,10 @@ chart-docs: node-tools ## Regenerate the chart README's Parameters table from th
 tools: ## Build helm, kubectl, Kubernetes, etcd, kwok and promtool from the Go module proxy into bin/
 	hack/build-tools.sh
 
-# The operators of the hermetic cluster (tools/keda, tools/prometheus-operator, tools/cert-manager): built only by
-# `make operators`.
-OPERATORS ?= keda prometheus-operator cert-manager
-operators: ## Build the hermetic cluster's operators (KEDA, Prometheus Operator, cert-manager) into bin/; not part of setup
+# The operators of the hermetic cluster (tools/keda, tools/prometheus-operator, tools/cert-manager,
+# tools/external-secrets): built only by `make operators`.
+OPERATORS ?= keda prometheus-operator cert-manager external-secrets
+operators: ## Build the hermetic cluster's operators (KEDA, Prometheus Operator, cert-manager, External Secrets) into bin/; not part of setup
 	BUILD_TOOLS_ONLY="$(OPERATORS)" hack/build-tools.sh
 
 # setup's view of the tools: skipped while nothing under tools/ changed since every tool was built (the operators'

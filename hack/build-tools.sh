@@ -21,6 +21,7 @@
 #   tools/cert-manager         cert-manager-controller
 #                                                (github.com/cert-manager/cert-manager: its controllers
 #                                                 under a small main of ours, tools/cert-manager/main.go)
+#   tools/external-secrets     external-secrets  (github.com/external-secrets/external-secrets)
 # These are built inside a copy of their own upstream module (TOOLS_SRC), so
 # their replace directives apply; tools/<name>/go.mod pins the version and
 # go.sum the module zip's hash, checked against what the proxy serves.
@@ -34,7 +35,7 @@
 # Environment:
 #   BUILD_TOOLS_ONLY="helm kubectl"  build only these tools (default: all but the
 #                                    operators, helm and kubectl first);
-#                                    BUILD_TOOLS_ONLY="keda prometheus-operator cert-manager" the operators
+#                                    BUILD_TOOLS_ONLY="keda prometheus-operator cert-manager external-secrets" the operators
 #   BIN_DIR=bin                      output directory (default: <repo>/bin)
 #   GO=/usr/local/go/bin/go          Go toolchain (default: go on PATH, else /usr/local/go/bin/go)
 #   GO_BUILD_P=2                     go build -p (parallel compile jobs)
@@ -51,7 +52,7 @@ GO_BUILD_P="${GO_BUILD_P:-2}"
 TOOLS_CACHE="${TOOLS_CACHE-${XDG_CACHE_HOME:-${HOME}/.cache}/tensafe-k8s-tools}"
 ALL_TOOLS="helm kubectl kube-apiserver kube-controller-manager kube-scheduler etcd kwok promtool kube-score"
 # Built only when named in BUILD_TOOLS_ONLY (make operators); not part of `make setup`/`make tools`.
-OPERATOR_TOOLS="keda prometheus-operator cert-manager"
+OPERATOR_TOOLS="keda prometheus-operator cert-manager external-secrets"
 TOOLS_SRC="${TOOLS_SRC:-${XDG_CACHE_HOME:-${HOME}/.cache}/tensafe-k8s-tools-src}"
 TOOLS="${BUILD_TOOLS_ONLY:-${ALL_TOOLS}}"
 
@@ -183,6 +184,13 @@ tool_spec() {
       LDFLAGS+=" -X github.com/cert-manager/cert-manager/pkg/util.AppVersion=${v}"
       LDFLAGS+=" -X github.com/cert-manager/cert-manager/pkg/util.AppGitCommit=${v}"
       ;;
+    external-secrets)
+      # The whole controller as upstream builds it (main.go, no ldflags): its providers are
+      # registered by one package without build tags, so the cloud SDKs come along; leaving
+      # them out would mean editing the upstream source.
+      MOD_DIR="${ROOT}/tools/external-secrets"; UPSTREAM="github.com/external-secrets/external-secrets"
+      PKG=".:external-secrets"
+      ;;
     *) echo "build-tools: unknown tool '${tool}' (known: ${ALL_TOOLS} ${OPERATOR_TOOLS})" >&2; return 1 ;;
   esac
 }
@@ -243,7 +251,8 @@ go_build() {
   (cd "${src}" && GOFLAGS=-mod=readonly "${TIME[@]}" "${GO}" build -p "${GO_BUILD_P}" -trimpath \
       ${TAGS:+-tags "${TAGS}"} -ldflags "${LDFLAGS}" -o "${tmp}/" "${pkgs[@]}") || return 1
   for pair in ${PKG}; do
-    p="${pair%%:*}"; mv -f "${tmp}/${p##*/}" "${tmp}/${pair##*:}"
+    p="${pair%%:*}"; [ "${p}" = . ] && p="${UPSTREAM}"   # the module root's main package
+    [ "${tmp}/${p##*/}" = "${tmp}/${pair##*:}" ] || mv -f "${tmp}/${p##*/}" "${tmp}/${pair##*:}"
   done
 }
 

@@ -18,7 +18,7 @@
 #   CLUSTER_KCM_PORT=20257 CLUSTER_SCHEDULER_PORT=20259 CLUSTER_KWOK_PORT=20247
 #   OPENBAO=1 OPENBAO_PORT=28200 OPENBAO_BIN=.venv/bin/bao
 #   CLUSTER_NETWORK=1        the cluster network proxy (0: not started, every call into the cluster fails)
-#   CLUSTER_OPERATORS="keda prometheus-operator cert-manager"  operators run as host processes ("" for none; make operators
+#   CLUSTER_OPERATORS="keda prometheus-operator cert-manager external-secrets"  operators run as host processes ("" for none; make operators
 #                            builds them; hack/cluster/operators.sh), CLUSTER_OPERATORS_PORT_BASE=20400
 #   CRDS_DIR=../shared/crds  CRDs applied server-side (CRDS=0 to skip)
 #   PV_COUNT=30 PV_SIZE=1Ti  pre-created PersistentVolumes of StorageClass "standard"
@@ -60,11 +60,12 @@ if [ "${#NETWORK_SOCKET}" -gt 107 ]; then
   die "the cluster network socket path ${NETWORK_SOCKET} is longer than a Unix socket allows (107): use a shorter CLUSTER_DIR"
 fi
 for op in ${CLUSTER_OPERATORS}; do
-  operator_components "${op}" >/dev/null || die "CLUSTER_OPERATORS: unknown operator '${op}' (known: keda prometheus-operator cert-manager)"
+  operator_components "${op}" >/dev/null || die "CLUSTER_OPERATORS: unknown operator '${op}' (known: keda prometheus-operator cert-manager external-secrets)"
   case "${op}" in
     keda) need_bins keda keda-operator keda-adapter keda-webhooks ;;
     prometheus-operator) need_bins prometheus-operator prometheus-operator ;;
     cert-manager) need_bins cert-manager cert-manager-controller ;;
+    external-secrets) need_bins external-secrets external-secrets ;;
   esac
 done
 if [ "${CRDS}" = 1 ] && [ ! -d "${CRDS_DIR}" ]; then
@@ -115,7 +116,7 @@ wanted_components() {
   for op in ${CLUSTER_OPERATORS}; do wanted_ops+="$(operator_components "${op}") "; done
   for c in "${COMPONENTS[@]}"; do
     case "${c}" in
-      keda-*|prometheus-operator|cert-manager-controller) [[ "${wanted_ops}" == *" ${c} "* ]] || continue ;;
+      keda-*|prometheus-operator|cert-manager-controller|external-secrets) [[ "${wanted_ops}" == *" ${c} "* ]] || continue ;;
     esac
     if [ "${c}" = openbao ] && [ "${OPENBAO}" != 1 ]; then continue; fi
     if [ "${c}" = cluster-network ] && [ "${CLUSTER_NETWORK}" != 1 ]; then continue; fi

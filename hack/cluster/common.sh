@@ -34,13 +34,15 @@ CLUSTER_NETWORK_PYTHON="${CLUSTER_NETWORK_PYTHON:-python3}"
 
 # Operators run as host processes (hack/cluster/operators.sh). All by default: the roles install the real charts, which
 # rely on them (KEDA's metrics APIService, the Prometheus the Prometheus Operator runs, the Ingress certificate
-# cert-manager issues). CLUSTER_OPERATORS="" runs none.
-CLUSTER_OPERATORS="${CLUSTER_OPERATORS-keda prometheus-operator cert-manager}"
-CLUSTER_OPERATORS_PORT_BASE="${CLUSTER_OPERATORS_PORT_BASE:-20400}"   # its listeners use base+0..6, cert-manager +12
+# cert-manager issues), and the vault role's external-secrets delivery relies on External Secrets.
+# CLUSTER_OPERATORS="" runs none.
+CLUSTER_OPERATORS="${CLUSTER_OPERATORS-keda prometheus-operator cert-manager external-secrets}"
+CLUSTER_OPERATORS_PORT_BASE="${CLUSTER_OPERATORS_PORT_BASE:-20400}"   # its listeners use base+0..6, External Secrets +10, cert-manager +12
 
 # Start order; cluster-down stops in reverse (the operators first, whether named or not).
 COMPONENTS=(etcd cluster-network kube-apiserver kube-controller-manager kube-scheduler kwok pv-recycler openbao
-            keda-operator keda-metrics-apiserver keda-admission-webhooks prometheus-operator cert-manager-controller)
+            keda-operator keda-metrics-apiserver keda-admission-webhooks prometheus-operator cert-manager-controller
+            external-secrets)
 
 LOG_T0_MS="$(date +%s%3N)"
 log() {

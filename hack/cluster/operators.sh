@@ -3,7 +3,7 @@
 # defines start_component, wait_for, gen_cert, write_kubeconfig, kubectl and the health checks).
 # See docs/hermetic-cluster.md, "Operators".
 #
-# CLUSTER_OPERATORS="keda prometheus-operator cert-manager" names the ones to run (the default; "" runs none). Each runs
+# CLUSTER_OPERATORS="keda prometheus-operator cert-manager external-secrets" names the ones to run (the default; "" runs none). Each runs
 #   - as its own user, hermetic:operator:<name>: a client certificate of the cluster CA, bound to
 #     cluster-admin by the ClusterRoleBinding hermetic:operator:<name>, in pki/operator-<name>.kubeconfig;
 #   - with a serving certificate for <service>.<namespace>.svc from a small CA of its own
@@ -25,7 +25,11 @@
 # default monitoring/kube-prometheus-stack-operator): turns Prometheus objects into StatefulSets and their
 # generated configuration Secrets; serves HTTPS with a certificate for that Service, routed at :443.
 #
-# Ports: CLUSTER_OPERATORS_PORT_BASE (20400) + 0..6, see operator_port below.
+# External Secrets (external-secrets v0.16.2): the controller alone (ExternalSecrets, SecretStores,
+# ClusterSecretStores); the apiserver never calls it, so no route, no serving certificate, and neither its
+# webhook nor its cert-controller (see docs/hermetic-cluster.md). It reaches OpenBao at its loopback address.
+#
+# Ports: CLUSTER_OPERATORS_PORT_BASE (20400) + 0..6, and + 10 for External Secrets; see operator_port below.
 
 OPERATORS_DIR="${CLUSTER_DIR}/operators"
 KEDA_NS="${CLUSTER_KEDA_NAMESPACE:-keda}"
@@ -49,6 +53,7 @@ operator_port() {
     keda-admission-webhooks-health) echo $(( b + 5 )) ;;
     prometheus-operator) echo $(( b + 6 )) ;;         # HTTPS: /healthz, /metrics, admission
     cert-manager-controller) echo $(( b + 12 )) ;;    # HTTP /healthz
+    external-secrets-metrics) echo $(( b + 10 )) ;;   # HTTP /metrics, its only listener (also the health check)
   esac
 }
 
@@ -57,6 +62,7 @@ operator_components() { # operator_components <operator>
     keda) echo keda-operator keda-metrics-apiserver keda-admission-webhooks ;;
     prometheus-operator) echo prometheus-operator ;;
     cert-manager) echo cert-manager-controller ;;
+    external-secrets) echo external-secrets ;;
     *) return 1 ;;
   esac
 }
@@ -68,6 +74,8 @@ operator_healthy() { # operator_healthy <component>
     keda-admission-webhooks) curl -fsS --max-time 2 "http://${CLUSTER_HOST}:$(operator_port keda-admission-webhooks-health)/healthz" >/dev/null 2>&1 ;;
     prometheus-operator) curl -fsSk --max-time 2 "https://${CLUSTER_HOST}:$(operator_port prometheus-operator)/healthz" >/dev/null 2>&1 ;;
     cert-manager-controller) curl -fsS --max-time 2 "http://${CLUSTER_HOST}:$(operator_port cert-manager-controller)/healthz" >/dev/null 2>&1 ;;
+    # No health endpoint in its controller: the metrics server answers once the manager runs.
+    external-secrets) curl -fsS --max-time 2 -o /dev/null "http://${CLUSTER_HOST}:$(operator_port external-secrets-metrics)/metrics" 2>/dev/null ;;
   esac
 }
 
@@ -239,6 +247,38 @@ spec:
 EOF
 }
 
+# The GeneratorState CRD of the pinned External Secrets module: its controller watches GeneratorStates unconditionally
+# (no flag turns that reconciler off) and ../shared/crds has only ExternalSecret, SecretStore and ClusterSecretStore.
+eso_module_crd() { # eso_module_crd <file under config/crds/bases>
+  local v dir go
+  go="$(command -v go || echo /usr/local/go/bin/go)"
+  v="$(awk '$1 == "require" && $2 == "github.com/external-secrets/external-secrets" { print $3 }' "${ROOT}/tools/external-secrets/go.mod")"
+  # Outside any module (no go.mod in /); the module cache has it after the build, else the Go module proxy.
+  dir="$(cd / && GOFLAGS="" GOTOOLCHAIN=local "${go}" mod download -json "github.com/external-secrets/external-secrets@${v}" \
+    | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+  [ -f "${dir}/config/crds/bases/$1" ] || die "external-secrets: $1 not found in the module github.com/external-secrets/external-secrets@${v} (go mod download)"
+  echo "${dir}/config/crds/bases/$1"
+}
+
+start_external_secrets() {
+  local kc="${PKI_DIR}/operator-external-secrets.kubeconfig" crd
+  need_bins external-secrets external-secrets
+  operator_identity external-secrets
+  kubectl get crd externalsecrets.external-secrets.io clustersecretstores.external-secrets.io secretstores.external-secrets.io \
+    -o name >/dev/null 2>&1 || die "external-secrets: its CRDs (../shared/crds/external-secrets-*) are not installed: run with CRDS=1"
+  crd="$(eso_module_crd generators.external-secrets.io_generatorstates.yaml)"
+  kubectl apply --server-side --force-conflicts --field-manager=hermetic-cluster-up-operators -f "${crd}" >/dev/null
+  kubectl wait --for=condition=Established --timeout="${TIMEOUT}s" -f "${crd}" >/dev/null
+  restart_if_unhealthy external-secrets
+  # The chart's controller flags, minus the reconcilers whose CRDs are not installed (PushSecret,
+  # ClusterExternalSecret, ClusterPushSecret). The kubeconfig comes from KUBECONFIG (controller-runtime's default).
+  start_component external-secrets "$(operator_port external-secrets-metrics)" env KUBECONFIG="${kc}" \
+    "${BIN_DIR}/external-secrets" --enable-leader-election=false --concurrent=1 \
+    --metrics-addr="${CLUSTER_HOST}:$(operator_port external-secrets-metrics)" \
+    --enable-push-secret-reconciler=false --enable-cluster-push-secret-reconciler=false \
+    --enable-cluster-external-secret-reconciler=false --loglevel=info --zap-time-encoding=rfc3339
+}
+
 start_operators() {
   local op c
   for op in ${CLUSTER_OPERATORS}; do
@@ -246,6 +286,7 @@ start_operators() {
       keda) start_keda ;;
       prometheus-operator) start_prometheus_operator ;;
       cert-manager) start_cert_manager ;;
+      external-secrets) start_external_secrets ;;
     esac
   done
   for op in ${CLUSTER_OPERATORS}; do
@@ -258,3 +299,4 @@ operator_health_keda_metrics_apiserver() { operator_healthy keda-metrics-apiserv
 operator_health_keda_admission_webhooks() { operator_healthy keda-admission-webhooks; }
 operator_health_prometheus_operator() { operator_healthy prometheus-operator; }
 operator_health_cert_manager_controller() { operator_healthy cert-manager-controller; }
+operator_health_external_secrets() { operator_healthy external-secrets; }
