@@ -36,7 +36,6 @@ ENV = dict(os.environ, PATH=f"{ROOT / 'bin'}:{ROOT / '.venv/bin'}:{os.environ['P
            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), KUBECONFIG=str(KUBECONFIG),
            ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
 ENV.pop("TENSAFE_LOCAL_GPUS", None)
-CRDS = ROOT / "../shared/crds"
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*")
 # What the vault role writes to OpenBao with inventories/local; removed afterwards when it was not there before.
 VAULT_PATHS = ["secret/metadata/tensafe", "sys/policies/acl/tensafe", "sys/auth/kubernetes"]
@@ -238,22 +237,22 @@ def test_vault_unreachable_stops_site_before_any_write(fault, tmp_path):
 
 # --- A CRD the app needs ----------------------------------------------------------------------------------------------
 
-def crd_file(name):
-    group = name.split(".", 1)[1]
-    found = sorted(CRDS.glob(f"*/{group}_{name.split('.')[0]}.yaml"))
-    assert found, f"no {name} under {CRDS}"
-    return found[-1]
-
-
 @pytest.fixture()
-def deleted_crds():
+def deleted_crds(tmp_path):
+    """Delete two CRDs the roles need; restore() puts back exactly the ones found (the cluster's CRDs come from the
+    charts, e.g. KEDA's, which differ from ../shared/crds: a restore from there would leave other CRDs behind)."""
     names = ["scaledobjects.keda.sh", "servicemonitors.monitoring.coreos.com"]
-    files = [crd_file(name) for name in names]
+    found = json.loads(sh("kubectl", "get", "crd", *names, "-o", "json").stdout)["items"]
+    for crd in found:
+        crd.pop("status", None)
+        crd["metadata"] = {key: crd["metadata"][key] for key in ("name", "labels", "annotations") if key in crd["metadata"]}
+    saved = tmp_path / "crds.json"
+    saved.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": found}))
     sh("kubectl", "delete", "crd", *names, "--ignore-not-found", "--wait=true")
 
     def restore():
-        sh("kubectl", "apply", "--server-side", "--field-manager", "hermetic-cluster-up",
-           *[arg for f in files for arg in ("-f", str(f))])
+        sh("kubectl", "apply", "--server-side", "--force-conflicts", "--field-manager", "hermetic-cluster-up", "-f",
+           str(saved))
         sh("kubectl", "wait", "--for", "condition=Established", "--timeout=60s", *[f"crd/{n}" for n in names])
     try:
         yield restore
