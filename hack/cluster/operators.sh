@@ -212,6 +212,16 @@ start_prometheus_operator() {
     --log-format=logfmt --log-level=info
 }
 
+# pinned_module_dir <tools/<name> dir> <module>: the directory of the module, at the version that tools/<name>/go.mod
+# requires, in the Go module cache (where the operator's build put it; else go mod download fetches it). Run from /
+# (no go.mod there). Prints nothing when the download fails.
+pinned_module_dir() {
+  local go v
+  go="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
+  v="$(awk -v m="$2" '($1 == m) { print $2; exit } ($1 == "require" && $2 == m) { print $3; exit }' "$1/go.mod")"
+  (cd / && GOFLAGS="" GOTOOLCHAIN=local "${go}" mod download -json "$2@${v}" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+}
+
 # cert-manager v1.21.2's controllers (tools/cert-manager: certificates, SelfSigned/CA issuers, approver, Ingress shim;
 # no webhook: nothing here needs its defaulting or conversion). Its CRDs come from the pinned module itself
 # (deploy/crds in the module cache: `go mod download`, no copy in this repository). The ClusterIssuer
@@ -219,14 +229,10 @@ start_prometheus_operator() {
 CERT_MANAGER_NS="${CLUSTER_CERT_MANAGER_NAMESPACE:-cert-manager}"
 CERT_MANAGER_ISSUER="${CLUSTER_CERT_MANAGER_ISSUER:-hermetic-selfsigned}"
 start_cert_manager() {
-  local dir version go
+  local dir
   need_bins cert-manager cert-manager-controller
   operator_identity cert-manager
-  go="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
-  version="$(awk '$1 == "github.com/cert-manager/cert-manager" { print $2; exit }' "${ROOT}/tools/cert-manager/go.mod")"
-  # From / (no go.mod there): the module as pinned, out of the module cache where the build put it.
-  dir="$(cd / && GOFLAGS="" GOTOOLCHAIN=local "${go}" mod download -json "github.com/cert-manager/cert-manager@${version}" \
-           | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+  dir="$(pinned_module_dir "${ROOT}/tools/cert-manager" github.com/cert-manager/cert-manager)"
   [ -d "${dir}/deploy/crds" ] || die "cert-manager CRDs not found in the module cache (${dir:-go mod download failed}/deploy/crds)"
   kubectl apply --server-side --force-conflicts --field-manager=hermetic-cluster-up-operators -f "${dir}/deploy/crds/" >/dev/null
   kubectl wait --for=condition=Established --timeout="${TIMEOUT}s" -f "${dir}/deploy/crds/" >/dev/null
@@ -250,13 +256,9 @@ EOF
 # The GeneratorState CRD of the pinned External Secrets module: its controller watches GeneratorStates unconditionally
 # (no flag turns that reconciler off) and ../shared/crds has only ExternalSecret, SecretStore and ClusterSecretStore.
 eso_module_crd() { # eso_module_crd <file under config/crds/bases>
-  local v dir go
-  go="$(command -v go || echo /usr/local/go/bin/go)"
-  v="$(awk '$1 == "require" && $2 == "github.com/external-secrets/external-secrets" { print $3 }' "${ROOT}/tools/external-secrets/go.mod")"
-  # Outside any module (no go.mod in /); the module cache has it after the build, else the Go module proxy.
-  dir="$(cd / && GOFLAGS="" GOTOOLCHAIN=local "${go}" mod download -json "github.com/external-secrets/external-secrets@${v}" \
-    | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
-  [ -f "${dir}/config/crds/bases/$1" ] || die "external-secrets: $1 not found in the module github.com/external-secrets/external-secrets@${v} (go mod download)"
+  local dir
+  dir="$(pinned_module_dir "${ROOT}/tools/external-secrets" github.com/external-secrets/external-secrets)"
+  [ -f "${dir}/config/crds/bases/$1" ] || die "external-secrets: $1 not found in the pinned module github.com/external-secrets/external-secrets (${dir:-go mod download failed})"
   echo "${dir}/config/crds/bases/$1"
 }
 
