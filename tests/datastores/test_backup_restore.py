@@ -13,15 +13,19 @@ Needs the hermetic cluster (.cluster/kubeconfig, `make cluster-up`); skipped wit
 """
 import json
 import os
+import pathlib
 import re
 import shutil
 import subprocess
+import sys
 import time
 
 import psycopg
 import pytest
 import yaml
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import chart_mirror  # noqa: E402  (tests/ is not a package)
 from test_external_mode import ROOT, external_vars, kubeconfig, servers  # noqa: F401 (fixtures used by name)
 
 NAMESPACE = "pytest-datastores-backup"
@@ -50,17 +54,11 @@ def kubectl(kubeconfig, *args, check=True):
                           capture_output=True, text=True, timeout=120, check=check)
 
 
-def helm_install(kubeconfig, tmp_path, release, namespace, values):
-    """A real Helm release (one ConfigMap) whose record holds the given values: what the backup reads of a release."""
-    chart = tmp_path / "chart"
-    (chart / "templates").mkdir(parents=True, exist_ok=True)
-    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: stand-in\nversion: 0.1.0\n")
-    (chart / "templates/cm.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-stand-in\ndata:\n"
-        "  image: {{ .Values.image | toJson | quote }}\n")
-    (tmp_path / "values.json").write_text(json.dumps(values))
+def helm_install(kubeconfig, release, namespace, chart, *values):
+    """A real Helm release of a real chart, without --wait (kwok's pods run nothing): what the backup reads of it is
+    the release record (its revision and values) and the release's name."""
     subprocess.run([str(ROOT / "bin" / "helm"), "--kubeconfig", str(kubeconfig), "upgrade", "--install", release, str(chart),
-                    "-n", namespace, "--create-namespace", "-f", str(tmp_path / "values.json")],
+                    "-n", namespace, "--create-namespace", *values],
                    capture_output=True, text=True, timeout=120, check=True)
 
 
@@ -157,8 +155,9 @@ def test_external_backup_before_an_app_image_upgrade_only(servers, kubeconfig, t
     assert "upgrades neither the app image nor a datastores release" in output
     assert not directory.exists() or backups(directory) == []
 
-    helm_install(kubeconfig, tmp_path, "tensafe", APP_NAMESPACE, {"image": deployed})
-    helm_install(kubeconfig, tmp_path, "tensafe", APP_NAMESPACE, {"image": deployed})  # revision 2
+    app = (kubeconfig, "tensafe", APP_NAMESPACE, ROOT / "charts/tensafe", "--set-json", f"image={json.dumps(deployed)}")
+    helm_install(*app)
+    helm_install(*app)  # revision 2
 
     # The same image: no backup.
     result, output = run_playbook(tmp_path, kubeconfig, "backup.yml",
@@ -188,8 +187,10 @@ def test_external_backup_fails_clearly_without_a_directory(servers, kubeconfig, 
 
 def test_in_cluster_backup_and_restore_jobs(kubeconfig, tmp_path, clean_namespaces):
     """The Jobs' specs on the real kube-apiserver; kwok completes their pods without running pg_dump/pg_restore."""
-    # A release named like the PostgreSQL one gives the backup "data" to save (a stand-in chart: kwok runs no database).
-    helm_install(kubeconfig, tmp_path, "tensafe-postgresql", NAMESPACE, {"image": {}})
+    # The real PostgreSQL chart of the chart mirror gives the backup a release to save (kwok runs no database).
+    defaults = yaml.safe_load((ROOT / "collections/ansible_collections/tensafe/k8s/roles/datastores/defaults/main.yml").read_text())
+    chart = chart_mirror.MIRROR / f"postgresql-{defaults['datastores_postgresql_chart_version']}.tgz"
+    helm_install(kubeconfig, "tensafe-postgresql", NAMESPACE, chart)
     variables = {"datastores_namespace": NAMESPACE, "datastores_redis_enabled": False,
                  "datastores_backup_app_release_namespace": APP_NAMESPACE, "datastores_backup_pvc_size": "3Gi",
                  "datastores_backup_keep": 4}
