@@ -11,7 +11,7 @@ export PATH := $(BIN):$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export HELM := $(BIN)/helm
 
-.PHONY: help setup system venv tools node-tools chart chart-docs lint yamllint ansible-lint changelog-lint docs-lint sanity build galaxy-import ee chart-test unit role-tests contract charts cluster-test bad-input leaks budget faults e2e molecule test operators cluster-up cluster-down demo bench clean
+.PHONY: help setup system venv tools node-tools chart chart-docs lint yamllint ansible-lint changelog-lint docs-lint sanity build galaxy-import ee chart-test unit role-tests contract charts cluster-test bad-input leaks budget faults blue-green fleet drift e2e molecule test operators cluster-up cluster-down demo bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -119,8 +119,17 @@ leaks: chart operators ## site.yml at -vvv (converge, changing run, --check --di
 faults: chart operators ## Faults on the hermetic cluster: stuck releases, the converge lock, the apiserver stopped mid-rollout, Vault sealed/unreachable, a CRD deleted, GPUs taken
 	pytest -q tests/faults
 
+blue-green: chart ## Blue-green on the hermetic cluster: helm test, the gate (readiness, error rate), switch-back, the GPU fit of both colours
+	pytest -q tests/blue_green
+
+fleet: chart ## One inventory, two hermetic clusters: site.yml converges both, reruns changed=0, --limit selects one, a bad value in one stops both before any write
+	pytest -q tests/fleet
+
 budget: chart operators ## A no-op rerun of site.yml within budget: <= 60 tasks not skipped, no API read made twice (hermetic cluster)
 	pytest -q -s tests/budget
+
+drift: chart operators ## playbooks/drift.yml on the hermetic cluster: no drift after a converge, changes out of band reported (secrets by hash), an HPA scale-out not, nothing written
+	pytest -q tests/drift
 
 e2e: chart operators $(BIN)/.stamp ## The stack on the hermetic cluster with a real Prometheus (bin/prometheus): alerts fire, KEDA scales on it within the GPUs
 	pytest -q -s tests/e2e
@@ -130,7 +139,7 @@ e2e: chart operators $(BIN)/.stamp ## The stack on the hermetic cluster with a r
 molecule: chart operators ## Every molecule scenario on the hermetic cluster (MOLECULE_CLUSTER=kind for kind)
 	hack/molecule-all.sh
 
-test: setup operators lint sanity build galaxy-import chart-test unit role-tests contract cluster-test bad-input leaks budget faults e2e molecule ## Everything CI runs (installs what it needs first)
+test: setup operators lint sanity build galaxy-import chart-test unit role-tests contract cluster-test bad-input leaks budget faults blue-green fleet drift e2e molecule ## Everything CI runs (installs what it needs first)
 
 cluster-up: operators ## Start the hermetic test cluster (.cluster/kubeconfig)
 	hack/cluster-up.sh

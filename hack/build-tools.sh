@@ -11,6 +11,7 @@
 #   tools/kwok        kwok                       (sigs.k8s.io/kwok)
 #   tools/promtool    promtool prometheus        (github.com/prometheus/prometheus; the server
 #                                                 without its web UI assets: the HTTP API is enough)
+#   tools/kube-score  kube-score                 (github.com/zegl/kube-score; the chart tests' second scanner)
 #
 # Operators of the hermetic cluster, built only when named (BUILD_TOOLS_ONLY, or
 # `make operators`), never by default:
@@ -50,7 +51,7 @@ BIN_DIR="${BIN_DIR:-${ROOT}/bin}"
 case "${BIN_DIR}" in /*) ;; *) BIN_DIR="${ROOT}/${BIN_DIR}" ;; esac
 GO_BUILD_P="${GO_BUILD_P:-2}"
 TOOLS_CACHE="${TOOLS_CACHE-${XDG_CACHE_HOME:-${HOME}/.cache}/tensafe-k8s-tools}"
-ALL_TOOLS="helm kubectl kube-apiserver kube-controller-manager kube-scheduler etcd kwok promtool prometheus"
+ALL_TOOLS="helm kubectl kube-apiserver kube-controller-manager kube-scheduler etcd kwok promtool prometheus kube-score"
 # Built only when named in BUILD_TOOLS_ONLY (make operators); not part of `make setup`/`make tools`.
 OPERATOR_TOOLS="keda prometheus-operator cert-manager external-secrets"
 TOOLS_SRC="${TOOLS_SRC:-${XDG_CACHE_HOME:-${HOME}/.cache}/tensafe-k8s-tools-src}"
@@ -150,6 +151,11 @@ tool_spec() {
       LDFLAGS+=" -X github.com/prometheus/common/version.Branch=HEAD"
       LDFLAGS+=" -X github.com/prometheus/common/version.BuildUser=tensafe-build-tools"
       LDFLAGS+=" -X github.com/prometheus/common/version.BuildDate=${t}"
+      ;;
+    kube-score)
+      MOD_DIR="${ROOT}/tools/kube-score"; PKG="github.com/zegl/kube-score/cmd/kube-score"
+      v="$(mod_version "${MOD_DIR}" github.com/zegl/kube-score)"
+      LDFLAGS+=" -X main.version=${v#v} -X main.commit=${v}"
       ;;
     keda)
       MOD_DIR="${ROOT}/tools/keda"; UPSTREAM="github.com/kedacore/keda/v2"

@@ -61,12 +61,14 @@ if [ "${MOLECULE_CLUSTER}" = hermetic ]; then
   fi
 fi
 
+# Each scenario's output is kept so that a failure's cause is printed again next to the summary (CI keeps the tail).
+log_dir="$(mktemp -d "${TMPDIR:-/tmp}/molecule-all.XXXXXX")"
 names=() results=() seconds=()
 failed=0
 for s in "${scenarios[@]}"; do
   echo "=== molecule test -s ${s} (MOLECULE_CLUSTER=${MOLECULE_CLUSTER})"
   t0=${SECONDS}
-  if molecule test -s "${s}"; then result=passed; else result=FAILED; failed=1; fi
+  if molecule test -s "${s}" 2>&1 | tee "${log_dir}/${s}.log"; then result=passed; else result=FAILED; failed=1; fi
   names+=("${s}") results+=("${result}") seconds+=($((SECONDS - t0)))
 done
 
@@ -77,6 +79,15 @@ if [ "${MOLECULE_CLUSTER}" = hermetic ] && (($# == 0)); then
   if pytest -q tests/check_mode; then result=passed; else result=FAILED; failed=1; fi
   names+=("site.yml") results+=("${result}") seconds+=($((SECONDS - t0)))
 fi
+
+for i in "${!names[@]}"; do
+  [ "${results[$i]}" = FAILED ] && [ -f "${log_dir}/${names[$i]}.log" ] || continue
+  echo
+  echo "=== why molecule test -s ${names[$i]} failed: its failed tasks, then its last lines (${log_dir}/${names[$i]}.log)"
+  grep -E -A 25 '^(fatal|failed): |Idempotence test failed|ERROR' "${log_dir}/${names[$i]}.log" | head -n 120 || true
+  echo "--- last lines"
+  tail -n 30 "${log_dir}/${names[$i]}.log"
+done
 
 echo
 printf '%-16s %-8s %8s\n' scenario result seconds

@@ -41,6 +41,11 @@ CASES = {
     ),
     "ingress-without-hosts": (["ingress.enabled=true", "ingress.hosts=null"], "ingress.enabled is true but ingress.hosts is empty"),
     "missing-cpu-limit": (["resources.limits.cpu=null"], "missing property 'cpu'"),
+    "pdb-min-available-all-pods": (["podDisruptionBudget.minAvailable=2"],
+                                   "podDisruptionBudget.minAvailable (2) must be below the replica count (2)"),
+    "spread-bad-when": (["topologySpread.zone.whenUnsatisfiable=Never"], "at '/topologySpread/zone/whenUnsatisfiable'"),
+    "anti-affinity-weight": (["podAntiAffinity.weight=0"], "at '/podAntiAffinity/weight'"),
+    "ephemeral-storage-not-a-quantity": (["ephemeralStorage.limit=lots"], "at '/ephemeralStorage/limit'"),
 }
 
 

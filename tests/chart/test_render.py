@@ -122,13 +122,14 @@ def test_gpu_in_requests_and_limits(renders, name, gpus):
 
 
 def test_prod_and_dev_resources(renders):
+    # ephemeral-storage from the chart's ephemeralStorage: the role's app_resources does not drop it.
     assert container(renders["prod"])["resources"] == {
-        "requests": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": 2},
-        "limits": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": 2},
+        "requests": {"cpu": "4", "memory": "16Gi", "ephemeral-storage": "2Gi", "nvidia.com/gpu": 2},
+        "limits": {"cpu": "8", "memory": "32Gi", "ephemeral-storage": "24Gi", "nvidia.com/gpu": 2},
     }
     assert container(renders["dev"])["resources"] == {
-        "requests": {"cpu": "1", "memory": "2Gi", "nvidia.com/gpu": 1},
-        "limits": {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": 1},
+        "requests": {"cpu": "1", "memory": "2Gi", "ephemeral-storage": "2Gi", "nvidia.com/gpu": 1},
+        "limits": {"cpu": "2", "memory": "4Gi", "ephemeral-storage": "24Gi", "nvidia.com/gpu": 1},
     }
 
 
@@ -143,11 +144,38 @@ def test_gpu_scheduling(renders):
     assert "nodeSelector" not in cpu_only and "tolerations" not in cpu_only
 
 
+SELECTOR = {"matchLabels": {"app.kubernetes.io/name": "tensafe", "app.kubernetes.io/instance": "tensafe"}}
+
+
 def test_topology_spread_gets_selector(renders):
+    """An own constraint gets the selector and replaces the chart's of the same topologyKey (zone); node stays."""
     spec = renders["dev-extras"].one("Deployment")["spec"]["template"]["spec"]
-    (tsc,) = spec["topologySpreadConstraints"]
-    assert tsc["labelSelector"]["matchLabels"] == {"app.kubernetes.io/name": "tensafe", "app.kubernetes.io/instance": "tensafe"}
+    node, zone = spec["topologySpreadConstraints"]
+    assert node["topologyKey"] == "kubernetes.io/hostname"
+    assert zone == {"maxSkew": 2, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule",
+                    "labelSelector": SELECTOR}
     assert spec["priorityClassName"] == "tensafe-inference"
+
+
+def test_fleet_scheduling_defaults(renders):
+    """prod: pods spread over nodes and zones (a preference: GPU nodes are few), preferred anti-affinity between the
+    release's pods, counted within one rollout (pod-template-hash)."""
+    spec = renders["prod"].one("Deployment")["spec"]["template"]["spec"]
+    assert spec["topologySpreadConstraints"] == [
+        {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": SELECTOR,
+         "matchLabelKeys": ["pod-template-hash"]}
+        for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone")]
+    assert spec["affinity"] == {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname", "labelSelector": SELECTOR}}]}}
+    assert "requiredDuringSchedulingIgnoredDuringExecution" not in str(spec["affinity"])
+
+
+def test_own_pod_anti_affinity_replaces_the_chart_one(plans):
+    r = chartlib.render_plan(plans["prod"], ("affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+                                             "[0].topologyKey=kubernetes.io/hostname",))
+    assert r.rc == 0, r.stderr
+    affinity = r.one("Deployment")["spec"]["template"]["spec"]["affinity"]
+    assert list(affinity["podAntiAffinity"]) == ["requiredDuringSchedulingIgnoredDuringExecution"]
 
 
 # --- container -------------------------------------------------------------------------------------
@@ -223,7 +251,7 @@ def test_ingress(renders):
     ing = renders["prod"].one("Ingress")
     assert ing["apiVersion"] == "networking.k8s.io/v1"
     assert ing["spec"]["ingressClassName"] == "nginx"
-    assert ing["spec"]["tls"] == [{"secretName": "tensafe-tls", "hosts": ["api.tensafe.example.com"]}]
+    assert ing["spec"]["tls"] == [{"secretName": "tensafe-tls", "hosts": ["api.eu-west-1.tensafe.example.com"]}]
     assert ing["metadata"]["annotations"] == {
         "cert-manager.io/cluster-issuer": "letsencrypt-prod",
         "nginx.ingress.kubernetes.io/proxy-body-size": "100m",
@@ -231,7 +259,7 @@ def test_ingress(renders):
         "nginx.ingress.kubernetes.io/proxy-send-timeout": "3600",
     }
     (rule,) = ing["spec"]["rules"]
-    assert rule["host"] == "api.tensafe.example.com"
+    assert rule["host"] == "api.eu-west-1.tensafe.example.com"  # the first region's host_vars
     assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "tensafe", "port": {"name": "http"}}
 
 
@@ -264,6 +292,20 @@ def test_rbac_is_minimal(renders):
 def test_pdb_default(renders):
     pdb = renders["default"].one("PodDisruptionBudget")
     assert pdb["apiVersion"] == "policy/v1" and pdb["spec"]["maxUnavailable"] == 1
+
+
+@pytest.mark.parametrize("set_args,expected", [
+    (("replicaCount=1",), False),
+    (("replicaCount=2",), True),
+    (("autoscaling.mode=keda", "autoscaling.minReplicas=1", "replicaCount=5"), False),
+    (("autoscaling.mode=hpa", "autoscaling.minReplicas=2", "replicaCount=1"), True),
+], ids=["one-replica", "two-replicas", "autoscaler-floor-one", "autoscaler-floor-two"])
+def test_pdb_follows_the_replica_count(set_args, expected):
+    """A PodDisruptionBudget only where two or more pods run: with one, it would block node drains or protect nothing.
+    Under an autoscaler the floor is autoscaling.minReplicas, not replicaCount."""
+    r = chartlib.render_cached((), set_args)
+    assert r.rc == 0, r.stderr
+    assert bool(r.of_kind("PodDisruptionBudget")) is expected
 
 
 # --- secrets -----------------------------------------------------------------------------------------
@@ -339,7 +381,7 @@ def test_notes(tmp_path, plans):
     notes = next(d for d in r.of_kind("ConfigMap") if d["metadata"]["name"] == "notes")["data"]["notes"]
     assert "helm test tensafe -n tensafe-prod" in notes
     assert "kubectl get pods -n tensafe-prod -l app.kubernetes.io/name=tensafe,app.kubernetes.io/instance=tensafe" in notes
-    assert "https://api.tensafe.example.com/" in notes
+    assert "https://api.eu-west-1.tensafe.example.com/" in notes
     assert "kubectl port-forward -n tensafe-prod svc/tensafe" in notes
     assert "Autoscaling: keda (3-50 replicas)" in notes
 

@@ -30,6 +30,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "hack"))
 import run_stats  # noqa: E402  (hack/ is not a package)
 
+sys.path.insert(0, str(ROOT / "tests"))
+from stack_as_found import AsFound  # noqa: E402  (tests/ is not a package)
+
 CLUSTER = ROOT / ".cluster"
 KUBECONFIG = CLUSTER / "kubeconfig"
 ENV = dict(os.environ, PATH=f"{ROOT / 'bin'}:{ROOT / '.venv/bin'}:{os.environ['PATH']}",
@@ -87,38 +90,20 @@ def failure(run):
     return message
 
 
-class AsFound:
-    """Remove afterwards what the runs of a test created: Helm releases and namespaces of the stack, the roles'
-    cluster-scoped objects, the OpenBao paths the vault role writes."""
+class StackAsFound(AsFound):
+    """AsFound (tests/stack_as_found.py) for the stack's namespaces, and the OpenBao paths the vault role writes."""
 
-    NAMESPACES = {"tensafe", "vault", "keda", "monitoring", "datastores", "nvidia-device-plugin"}
+    def __init__(self):
+        super().__init__(sh, {"tensafe", "vault", "keda", "monitoring", "datastores", "nvidia-device-plugin"})
 
     def __enter__(self):
-        self.namespaces = self._namespaces()
-        self.cluster_objects = self._cluster_objects()
         self.vault_absent = [path for path in VAULT_PATHS if bao(path) is None]
-        return self
+        return super().__enter__()
 
     def __exit__(self, *exc):
-        created = sorted((self._namespaces() - self.namespaces) & self.NAMESPACES)
-        for release in json.loads(sh("helm", "list", "-A", "-o", "json").stdout):
-            if release["namespace"] in created:
-                sh("helm", "uninstall", release["name"], "-n", release["namespace"], "--wait", check=False)
-        if created:
-            sh("kubectl", "delete", "namespace", *created, "--wait=true", "--timeout=120s", check=False)
-        for kind, name in sorted(self._cluster_objects() - self.cluster_objects):
-            sh("kubectl", "delete", kind, name, "--ignore-not-found", check=False)
+        super().__exit__(*exc)
         for path in self.vault_absent:
             bao(path, method="DELETE")
-
-    @staticmethod
-    def _namespaces():
-        return {item["metadata"]["name"] for item in kubectl_json("get", "namespaces")["items"]}
-
-    @staticmethod
-    def _cluster_objects():
-        return {(kind, item["metadata"]["name"]) for kind in ("clusterrolebindings", "runtimeclasses")
-                for item in kubectl_json("get", kind, "-l", "app.kubernetes.io/part-of=tensafe")["items"]}
 
 
 def openbao():
@@ -158,7 +143,7 @@ def cluster():
 @pytest.fixture()
 def as_found():
     """Entered before the fault is made (OpenBao is read while unsealed), left after it is gone."""
-    with AsFound() as found:
+    with StackAsFound() as found:
         yield found
 
 

@@ -30,6 +30,7 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 import chart_mirror  # noqa: E402  (tests/ is not a package)
+from stack_as_found import AsFound  # noqa: E402
 
 CLUSTER = ROOT / ".cluster"
 KUBECONFIG = CLUSTER / "kubeconfig"
@@ -152,15 +153,6 @@ def stack_namespaces():
 VAULT_PATHS = ["secret/metadata/tensafe", "sys/policies/acl/tensafe", "sys/auth/kubernetes"]
 
 
-def cluster_scoped():
-    """The cluster-scoped objects the roles create themselves (the charts' go with their releases)."""
-    found = set()
-    for kind in ("clusterrolebindings", "runtimeclasses"):
-        for item in kubectl_json("get", kind, "-l", "app.kubernetes.io/part-of=tensafe")["items"]:
-            found.add((kind, item["metadata"]["name"]))
-    return found
-
-
 class Runs:
     """The outputs and the secrets, with a repr that shows neither (pytest prints fixture values on failure)."""
 
@@ -178,35 +170,25 @@ def site(tmp_path_factory):
     work = tmp_path_factory.mktemp("leaks")
     varfile = work / "vars.yml"
     varfile.write_text(yaml.safe_dump(chart_mirror.archive_vars()))
-    namespaces = stack_namespaces()
-    existing = {item["metadata"]["name"] for item in kubectl_json("get", "namespaces")["items"]}
-    created_namespaces = sorted(namespaces - existing)
-    cluster_objects = cluster_scoped()
     vault_absent = [path for path in VAULT_PATHS if bao(path) is None]
     outputs, secrets = [], {}
     try:
-        for label, args, extra in RUNS:
-            start = time.monotonic()
-            result = sh("ansible-playbook", "playbooks/site.yml", "-i", "inventories/local", "-vvv",
-                        "-e", f"@{varfile}", "-e", json.dumps(extra), *args, check=False, timeout=1800)
-            output = result.stdout + result.stderr
-            (work / f"{label.replace(' ', '-')}.log").write_text(output)
-            recap = re.findall(r"^localhost\s+:.*$", result.stdout, re.M)
-            print(f"{label}: rc {result.returncode}, {time.monotonic() - start:.0f}s, {len(output)} characters, {recap}")
-            assert result.returncode == 0, f"site.yml {label} failed (log: {work}):\n{result.stdout[-6000:]}"
-            outputs.append((label, output))
-            for needle, origins in collect_secrets().items():
-                secrets.setdefault(needle, set()).update(origins)
-        yield Runs(outputs, secrets)
+        with AsFound(sh, stack_namespaces()):
+            for label, args, extra in RUNS:
+                start = time.monotonic()
+                result = sh("ansible-playbook", "playbooks/site.yml", "-i", "inventories/local", "-vvv",
+                            "-e", f"@{varfile}", "-e", json.dumps(extra), *args, check=False, timeout=1800)
+                output = result.stdout + result.stderr
+                (work / f"{label.replace(' ', '-')}.log").write_text(output)
+                recap = re.findall(r"^localhost\s+:.*$", result.stdout, re.M)
+                print(f"{label}: rc {result.returncode}, {time.monotonic() - start:.0f}s, {len(output)} characters,"
+                      f" {recap}")
+                assert result.returncode == 0, f"site.yml {label} failed (log: {work}):\n{result.stdout[-6000:]}"
+                outputs.append((label, output))
+                for needle, origins in collect_secrets().items():
+                    secrets.setdefault(needle, set()).update(origins)
+            yield Runs(outputs, secrets)
     finally:
-        for release in json.loads(sh("helm", "list", "-A", "-o", "json").stdout):
-            if release["namespace"] in created_namespaces:
-                sh("helm", "uninstall", release["name"], "-n", release["namespace"], "--wait", check=False)
-        if created_namespaces:
-            sh("kubectl", "delete", "namespace", *created_namespaces, "--ignore-not-found", "--wait=true",
-               "--timeout=180s", check=False)
-        for kind, name in sorted(cluster_scoped() - cluster_objects):
-            sh("kubectl", "delete", kind, name, "--ignore-not-found", check=False)
         for path in vault_absent:
             bao(path, method="DELETE")
 

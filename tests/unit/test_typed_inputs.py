@@ -57,6 +57,7 @@ def yaml_files():
             files += sorted((role / sub).glob("**/*.yml"))
     files += sorted((ROOT / "playbooks").glob("**/*.yml"))
     files += sorted((ROOT / "inventories").glob("*/group_vars/**/*.yml"))
+    files += sorted((ROOT / "inventories").glob("*/host_vars/**/*.yml"))
     return [
         pytest.param(f, id=str(f.relative_to(ROOT)), marks=pytest.mark.xfail(reason="issue 15, parallel fix", strict=False))
         if str(f.relative_to(ROOT)) in PENDING else pytest.param(f, id=str(f.relative_to(ROOT)))

@@ -173,6 +173,10 @@ so `helm template -s` of one file still fails on bad values.
 {{- if and $pdb.enabled (kindIs "invalid" $pdb.maxUnavailable) (or (kindIs "invalid" $pdb.minAvailable) (eq (toString $pdb.minAvailable) "")) }}
 {{- fail "podDisruptionBudget.enabled is true but neither maxUnavailable nor minAvailable is set" }}
 {{- end }}
+{{- $floor := int (include "tensafe.replicaFloor" .) }}
+{{- if and $pdb.enabled (ge $floor 2) (not (kindIs "string" $pdb.minAvailable)) (not (kindIs "invalid" $pdb.minAvailable)) (ge (int $pdb.minAvailable) $floor) }}
+{{- fail (printf "podDisruptionBudget.minAvailable (%d) must be below the replica count (%d): otherwise no pod may ever be evicted and node drains hang" (int $pdb.minAvailable) $floor) }}
+{{- end }}
 {{- $secretLike := "(?i)(SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|PRIVATE_KEY|KEY_MASTER|^DATABASE_URL$|^REDIS_URL$)" }}
 {{- range $k, $v := .Values.config }}
 {{- if regexMatch $secretLike $k }}
@@ -214,4 +218,12 @@ release namespace; {} means every namespace.
 {{- if .namespaceSelector }}{{ $_ := set $p "namespaceSelector" (dict "matchLabels" .namespaceSelector) }}{{ end }}
 {{- end }}
 {{- toYaml (list $p) }}
+{{- end }}
+
+{{/*
+The fewest pods the release runs: replicaCount, or autoscaling.minReplicas when an autoscaler owns the count.
+The PodDisruptionBudget follows it.
+*/}}
+{{- define "tensafe.replicaFloor" -}}
+{{- if eq .Values.autoscaling.mode "none" }}{{ int .Values.replicaCount }}{{ else }}{{ int .Values.autoscaling.minReplicas }}{{ end }}
 {{- end }}

@@ -27,6 +27,7 @@ GLOBALS = frozenset([
     "tensafe_prerequisites_enabled", "tensafe_datastores_enabled", "tensafe_vault_enabled", "tensafe_observability_enabled",
     "tensafe_app_enabled", "tensafe_validated_roles", "tensafe_gpu_fit_checked", "tensafe_gpu_fit_deferred", "tensafe_role",
     "tensafe_app_values_file", "tensafe_app_plan", "tensafe_inputs", "tensafe_api_timeout", "tensafe_cluster_checked",
+    "tensafe_drift_report",
 ])
 _DECLARED = []
 
