@@ -5,6 +5,20 @@ so a KEDA release installed into it is still the suite's, and left behind it kee
 registered (a later `molecule test -s prerequisites` then rightly refuses a second KEDA).
 """
 import json
+import pathlib
+
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def stack_namespaces():
+    """Namespaces inventories/local deploys into: every `*_namespace` literal of its group_vars and the roles' defaults."""
+    files = list((ROOT / "inventories/local/group_vars/all").glob("*.yml"))
+    files += [role / "defaults/main.yml" for role in (ROOT / "collections/ansible_collections/tensafe/k8s/roles").iterdir()]
+    found = {value for path in files for key, value in (yaml.safe_load(path.read_text()) or {}).items()
+             if key.endswith("_namespace") and isinstance(value, str) and "{{" not in value}
+    return found - {"default", "kube-system", "kube-public", "kube-node-lease"}
 
 
 class AsFound:

@@ -35,7 +35,7 @@ import run_stats  # noqa: E402  (hack/ is not a package)
 
 sys.path.insert(0, str(ROOT / "tests"))
 import chart_mirror  # noqa: E402  (tests/ is not a package)
-from stack_as_found import AsFound  # noqa: E402
+from stack_as_found import AsFound, stack_namespaces  # noqa: E402
 
 # Issue 8's targets are 60 tasks, no API read twice and one Helm read per release; the budgets are the targets (a
 # change that adds work to every run fails here; one that needs more says why in its review). Measured: 241 tasks
@@ -59,18 +59,6 @@ VAULT_PATHS = ["secret/metadata/tensafe", "sys/policies/acl/tensafe", "sys/auth/
 
 def sh(*cmd, check=True, **kwargs):
     return subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, check=check, **kwargs)
-
-
-
-def stack_namespaces():
-    found = set()
-    files = list((ROOT / "inventories/local/group_vars/all").glob("*.yml"))
-    files += [role / "defaults/main.yml" for role in (ROOT / "collections/ansible_collections/tensafe/k8s/roles").iterdir()]
-    for path in files:
-        for key, value in (yaml.safe_load(path.read_text()) or {}).items():
-            if key.endswith("_namespace") and isinstance(value, str) and "{{" not in value:
-                found.add(value)
-    return found - {"default", "kube-system", "kube-public", "kube-node-lease"}
 
 
 def bao(path, method="GET"):

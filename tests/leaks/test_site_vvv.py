@@ -30,7 +30,7 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 import chart_mirror  # noqa: E402  (tests/ is not a package)
-from stack_as_found import AsFound  # noqa: E402
+from stack_as_found import AsFound, stack_namespaces  # noqa: E402
 
 CLUSTER = ROOT / ".cluster"
 KUBECONFIG = CLUSTER / "kubeconfig"
@@ -134,19 +134,6 @@ def collect_secrets():
     return found
 
 
-
-def stack_namespaces():
-    """Namespaces inventories/local deploys into (release namespaces, datastores, app, vault)."""
-    found = set()
-    for path in (ROOT / "inventories/local/group_vars/all").glob("*.yml"):
-        for key, value in (yaml.safe_load(path.read_text()) or {}).items():
-            if (key.endswith("_namespace") and isinstance(value, str) and "{{" not in value):
-                found.add(value)
-    for role in (ROOT / "collections/ansible_collections/tensafe/k8s/roles").iterdir():
-        for key, value in (yaml.safe_load((role / "defaults/main.yml").read_text()) or {}).items():
-            if key.endswith("_namespace") and isinstance(value, str) and "{{" not in value:
-                found.add(value)
-    return found - {"default", "kube-system", "kube-public", "kube-node-lease"}
 
 
 # What the vault role writes to OpenBao with inventories/local; removed afterwards when it was not there before.
