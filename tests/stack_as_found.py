@@ -12,11 +12,19 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+class InventoryLoader(yaml.SafeLoader):
+    """Ansible's !unsafe and !vault tags in the inventory: plain strings here."""
+
+
+for _tag in ("!unsafe", "!vault"):
+    InventoryLoader.add_constructor(_tag, lambda loader, node: loader.construct_scalar(node))
+
+
 def stack_namespaces():
     """Namespaces inventories/local deploys into: every `*_namespace` literal of its group_vars and the roles' defaults."""
     files = list((ROOT / "inventories/local/group_vars/all").glob("*.yml"))
     files += [role / "defaults/main.yml" for role in (ROOT / "collections/ansible_collections/tensafe/k8s/roles").iterdir()]
-    found = {value for path in files for key, value in (yaml.safe_load(path.read_text()) or {}).items()
+    found = {value for path in files for key, value in (yaml.load(path.read_text(), Loader=InventoryLoader) or {}).items()
              if key.endswith("_namespace") and isinstance(value, str) and "{{" not in value}
     return found - {"default", "kube-system", "kube-public", "kube-node-lease"}
 

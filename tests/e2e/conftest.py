@@ -25,6 +25,7 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 import chart_mirror  # noqa: E402  (tests/ is not a package)
+import stack_as_found  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 CLUSTER = pathlib.Path(os.environ.get("CLUSTER_DIR", ROOT / ".cluster"))
@@ -43,9 +44,10 @@ LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 def pytest_collection_modifyitems(items):
-    """Autoscaling first: the alerts test's bad series scale the app out too (its ScaledObject reads the same
-    Prometheus), and scaling back in takes a stabilization window."""
-    first = [item for item in items if item.path == HERE / "test_autoscaling.py"]
+    """Autoscaling first, then the runs of site.yml (the app role's GPU preflight needs the app at its minimum), then the
+    alerts: their bad series scale the app out too (its ScaledObject reads the same Prometheus)."""
+    first = [item for name in ("test_autoscaling.py", "test_rotation.py", "test_certificates.py")
+             for item in items if item.path == HERE / name]
     rest = [item for item in items if item not in first]
     at = next((n for n, item in enumerate(rest) if item.path.parent == HERE), len(rest))
     items[:] = rest[:at] + first + rest[at:]
@@ -235,20 +237,48 @@ def prometheus(synthetic, tmp_path_factory):
         log.close()
 
 
+class AsFoundWithStores(stack_as_found.AsFound):
+    """Also the ClusterSecretStore the vault role creates in external-secrets delivery (test_rotation)."""
+    CLUSTER_KINDS = (*stack_as_found.AsFound.CLUSTER_KINDS, "clustersecretstores.external-secrets.io")
+
+
 @pytest.fixture(scope="session")
 def stack(cluster, prometheus, tmp_path_factory):
-    """site.yml converged with tests/e2e/stack.yml; the app's ScaledObject queries the host Prometheus."""
-    # An aborted earlier run can leave the app scaled out, which the app role's GPU preflight rightly refuses to roll.
-    sh("helm", "uninstall", APP, "-n", APP_NAMESPACE, "--wait", "--ignore-not-found", timeout=300)
-    varfile = tmp_path_factory.mktemp("stack") / "vars.json"
-    varfile.write_text(json.dumps({**chart_mirror.archive_vars(), "app_keda_prometheus_url": prometheus.url}))
-    start = time.monotonic()
-    run = subprocess.run(["ansible-playbook", "playbooks/site.yml", "-i", "inventories/local",
-                          "-e", f"@{HERE / 'stack.yml'}", "-e", f"@{varfile}"],
-                         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=1200)
-    print(f"site.yml converge rc={run.returncode} {time.monotonic() - start:.0f}s")
-    assert run.returncode == 0, (run.stdout + run.stderr)[-6000:]
-    return prometheus
+    """site.yml converged with tests/e2e/stack.yml; the app's ScaledObject queries the host Prometheus. Returns the host
+    Prometheus with `site(*args)` (site.yml again, these extra arguments last) and the first converge's output. The
+    cluster is left as found (the molecule scenarios after this suite install their own KEDA)."""
+    with AsFoundWithStores(sh, stack_as_found.stack_namespaces()):
+        # An aborted earlier run can leave the app scaled out, which the app role's GPU preflight rightly refuses to roll.
+        sh("helm", "uninstall", APP, "-n", APP_NAMESPACE, "--wait", "--ignore-not-found", timeout=300)
+        varfile = tmp_path_factory.mktemp("stack") / "vars.json"
+        varfile.write_text(json.dumps({**chart_mirror.archive_vars(), "app_keda_prometheus_url": prometheus.url}))
+
+        def site(*args):
+            start = time.monotonic()
+            run = subprocess.run(["ansible-playbook", "playbooks/site.yml", "-i", "inventories/local",
+                                  "-e", f"@{HERE / 'stack.yml'}", "-e", f"@{varfile}", *args],
+                                 cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=1200)
+            print(f"site.yml {' '.join(args)} rc={run.returncode} {time.monotonic() - start:.0f}s")
+            assert run.returncode == 0, (run.stdout + run.stderr)[-6000:]
+            return run.stdout
+
+        prometheus.site = site
+        prometheus.converge_output = site()
+        yield prometheus
+
+
+@pytest.fixture
+def app_at_minimum(stack, synthetic):
+    """Quiet series, and the app back at its minimum: the app role's GPU preflight rightly refuses to roll an app the
+    autoscaler has scaled out beyond the GPUs (for the tests that run site.yml again)."""
+    feed(stack, synthetic, latency_seconds=0.02, queue_depth=0, gpu_percent=5)
+    minimum = STACK["app_autoscaling_min_replicas"]
+
+    def at_minimum():
+        pods = [p for p in kubectl_json("get", "pods", "-n", APP_NAMESPACE, "-l", f"app.kubernetes.io/instance={APP}")["items"]
+                if not p["metadata"].get("deletionTimestamp")]
+        return kubectl_json("get", "deployment", APP, "-n", APP_NAMESPACE)["spec"].get("replicas") == minimum == len(pods)
+    wait_for(at_minimum, f"{APP} at its minimum of {minimum} replica(s) on quiet series", timeout=180, interval=2)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ hack/cluster-up.sh) scales the Deployment; the real kube-scheduler places the po
 each, 2 per pod: 4 pods fit). Scaling decisions come only from the synthetic series the host Prometheus scrapes.
 """
 import json
+import re
 import time
 
 from conftest import APP, APP_NAMESPACE, HERE, STACK, feed, kubectl_json, sh, wait_for
@@ -13,7 +14,7 @@ from conftest import APP, APP_NAMESPACE, HERE, STACK, feed, kubectl_json, sh, wa
 MIN = STACK["app_autoscaling_min_replicas"]
 MAX = STACK["app_autoscaling_max_replicas"]
 GPU_NODES = {"gpu-1", "gpu-2"}
-FITTING = 4  # 8 GPUs / 2 per pod
+FITTING = 4  # 2 GPU nodes x 4 GPUs / 2 per pod
 
 
 def pods():
@@ -81,6 +82,11 @@ def test_keda_scales_on_the_real_prometheus_within_the_gpus(stack, synthetic):
     current = wait_for(placed, f"{FITTING} pods on GPU nodes and {MAX - FITTING} Pending", timeout=60, explain=state)
     nodes = [p["spec"]["nodeName"] for p in current if p["spec"].get("nodeName")]
     assert set(nodes) <= GPU_NODES and all(nodes.count(n) == 2 for n in GPU_NODES), nodes
+    # The app role's GPU preflight said so before the converge wrote anything: its arithmetic is the scheduler's.
+    said = re.search(r"would run (\d+) pods needing (\d+) nvidia.com/gpu, but only (\d+) pods fit on the schedulable "
+                     r"nodes \((\d+) free\)", " ".join(stack.converge_output.split()))
+    assert said, "the GPU preflight did not warn that the autoscaler's maximum exceeds the GPUs"
+    assert [int(n) for n in said.groups()] == [MAX, MAX * 2, len(nodes), len(GPU_NODES) * 4], (said.group(0), nodes)
     pending = {p["metadata"]["name"] for p in current if not p["spec"].get("nodeName")}
     assert {p["status"]["phase"] for p in current if p["metadata"]["name"] in pending} == {"Pending"}, state()
 

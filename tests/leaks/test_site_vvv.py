@@ -37,9 +37,6 @@ KUBECONFIG = CLUSTER / "kubeconfig"
 ENV = dict(os.environ, PATH=f"{ROOT / 'bin'}:{ROOT / '.venv/bin'}:{os.environ['PATH']}",
            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), KUBECONFIG=str(KUBECONFIG), TENSAFE_LOCAL_GPUS="1",
            ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-# Ansible's !unsafe and !vault tags in the inventory: plain strings here.
-yaml.SafeLoader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
-yaml.SafeLoader.add_constructor("!vault", lambda loader, node: loader.construct_scalar(node))
 # The runs: (label, extra ansible-playbook arguments, extra vars).
 RUNS = [
     ("converge", [], {}),
