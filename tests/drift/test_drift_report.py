@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 import yaml
@@ -74,6 +75,20 @@ def resource_versions():
     items = json.loads(kubectl("get", kinds, "-n", NAMESPACE, "-o", "json").stdout)["items"]
     items.append(json.loads(kubectl("get", "namespace", NAMESPACE, "-o", "json").stdout))
     return {f"{i['kind']}/{i['metadata']['name']}": i["metadata"]["resourceVersion"] for i in items}
+
+
+def settled_resource_versions(quiet=7, timeout=90):
+    """resource_versions() once nothing in the namespace has been written for `quiet` seconds: right after a converge
+    the controllers still write (the HPA's first status, within one 5 s HPA sync of hack/cluster-up.sh)."""
+    deadline, last = time.monotonic() + timeout, resource_versions()
+    while True:
+        time.sleep(quiet)
+        now = resource_versions()
+        if now == last:
+            return now
+        assert time.monotonic() < deadline, f"the namespace kept changing for {timeout}s: " + ", ".join(
+            sorted(k for k in now if now[k] != last.get(k)))
+        last = now
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +165,7 @@ def by_name(report, kind, name):
 
 
 def test_no_drift_after_a_converge(stack):
-    before = resource_versions()
+    before = settled_resource_versions()
     run = stack.drift("clean")
     assert run.returncode == 0, run.stdout[-4000:]
     assert run.report["drifted"] is False, run.report["drifted_objects"]
